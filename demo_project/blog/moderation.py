@@ -1,0 +1,7 @@
+"""Autodiscovered by the moderation app: which fields of this app are moderated."""
+
+import moderation
+
+from .models import Post
+
+moderation.register(Post, fields=["image", "video"], on_block="hide", kinds={"video": "video"})

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .. import pipeline
+from ..models import AudioSlice, Frame, HashEntry, Job, ReviewEvent, Status
+
+RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
+
+
+def risk_badge(level: str):
+    return format_html('<b style="color:{}">{}</b>', RISK_COLOURS.get(level, "#666"), level)
+
+
+def thumbnail_tag(frame_id, size: int = 80):
+    if not frame_id:
+        return "-"
+    url = reverse("moderation:frame-thumbnail", args=[frame_id])
+    return format_html(
+        '<a href="{}" target="_blank"><img src="{}" loading="lazy" alt="" '
+        'style="max-width:{}px;max-height:{}px"></a>', url, url, size, size,
+    )
+
+
+class FrameInline(admin.TabularInline):
+    model = Frame
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    fields = ("offset", "risk", "thumb", "label_list")
+    readonly_fields = fields
+    max_num = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("labels")
+
+    @admin.display(description=_("risk"))
+    def risk(self, obj):
+        return risk_badge(obj.risk_level)
+
+    @admin.display(description=_("thumbnail"))
+    def thumb(self, obj):
+        return thumbnail_tag(obj.pk if obj.thumbnail else None, 160)
+
+    @admin.display(description=_("labels"))
+    def label_list(self, obj):
+        return format_html_join(
+            ", ", "{} ({}%{})",
+            ((lbl.label, f"{lbl.confidence:.0f}", f": {lbl.description}" if lbl.description
+              else "") for lbl in obj.labels.all()),
+        ) or "-"
+
+
+class AudioSliceInline(admin.TabularInline):
+    model = AudioSlice
+    extra = 0
+    can_delete = False
+    max_num = 0
+    fields = ("start", "end", "risk_level", "text", "labels", "risk_words")
+    readonly_fields = fields
+
+
+class ReviewEventInline(admin.TabularInline):
+    model = ReviewEvent
+    extra = 0
+    can_delete = False
+    max_num = 0
+    fields = ("created_at", "action", "actor", "reason")
+    readonly_fields = fields
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "thumb", "content_link", "field_name", "media_kind", "status",
+        "suggestion", "risk", "label_text", "review_state", "decision", "created_at",
+    )
+    list_filter = (
+        "status", "suggestion", "risk_level", "review_state", "media_kind", "provider",
+        "content_type",
+    )
+    search_fields = ("=id", "data_id", "provider_task_id", "object_id", "file_name",
+                     "error_message")
+    date_hierarchy = "created_at"
+    list_select_related = ("content_type",)
+    actions = ["retry_jobs"]
+    inlines = [FrameInline, AudioSliceInline, ReviewEventInline]
+    fieldsets = (
+        (None, {"fields": ("content_link", "field_name", "file_name", "media_kind",
+                           "file_size", "sha256")}),
+        (_("Outcome"), {"fields": ("status", "suggestion", "risk", "label_text",
+                                   "frame_summary", "audio_summary", "review_state",
+                                   "decision", "error_code", "error_message")}),
+        (_("Provider"), {"fields": ("provider", "provider_task_id", "data_id", "scenes",
+                                    "biz_type", "attempts", "next_attempt_at",
+                                    "reused_from")}),
+        (_("Times"), {"fields": ("created_at", "submitted_at", "completed_at",
+                                 "updated_at")}),
+        (_("Raw"), {"classes": ("collapse",), "fields": ("result", "raw_result")}),
+    )
+
+    def get_queryset(self, request):
+        first_thumb = Frame.objects.filter(job=OuterRef("pk")).exclude(thumbnail="")
+        return (
+            super().get_queryset(request)
+            .annotate(thumb_id=Subquery(first_thumb.order_by("offset")
+                                        .values("pk")[:1]))
+            .prefetch_related("content_object")
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        names = [f.name for f in Job._meta.fields]
+        return [*names, "content_link", "risk", "label_text"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # results are facts; decisions go through review actions
+
+    @admin.display(description=_("thumbnail"))
+    def thumb(self, obj):
+        return thumbnail_tag(getattr(obj, "thumb_id", None))
+
+    @admin.display(description=_("object"))
+    def content_link(self, obj):
+        target = obj.content_object
+        if target is None:
+            return format_html("<i>{} {} (deleted)</i>", obj.content_type, obj.object_id)
+        try:
+            url = reverse(
+                f"admin:{obj.content_type.app_label}_{obj.content_type.model}_change",
+                args=[obj.object_id],
+            )
+        except Exception:  # not in this admin site
+            return str(target)
+        return format_html('<a href="{}">{}</a>', url, target)
+
+    @admin.display(description=_("risk"))
+    def risk(self, obj):
+        return risk_badge(obj.risk_level)
+
+    @admin.display(description=_("labels"))
+    def label_text(self, obj):
+        return ", ".join(obj.labels) or "-"
+
+    @admin.action(description=_("Retry selected failed or expired jobs"),
+                  permissions=["view"])
+    def retry_jobs(self, request, queryset):
+        jobs = queryset.filter(status__in=(Status.FAILED, Status.EXPIRED))
+        count = sum(1 for job in jobs if pipeline.retry(job, actor=request.user))
+        self.message_user(request, f"{count} job(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(ReviewEvent)
+class ReviewEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "job", "action", "actor", "reason")
+    list_filter = ("action",)
+    list_select_related = ("job", "actor")
+    search_fields = ("=job__id", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(HashEntry)
+class HashEntryAdmin(admin.ModelAdmin):
+    list_display = ("pdq_short", "list_type", "label", "quality", "note", "created_at")
+    list_filter = ("list_type", "label")
+    search_fields = ("pdq", "label", "note")
+    raw_id_fields = ("source_job", "created_by")
+
+    @admin.display(description="PDQ")
+    def pdq_short(self, obj):
+        return obj.pdq[:16] + "…"
+
+
+class ModeratedAdminMixin:
+    """For a host ModelAdmin: a moderation status column (add ``"moderation_status"``
+    to list_display)."""
+
+    @admin.display(description=_("moderation"))
+    def moderation_status(self, obj):
+        jobs = Job.objects.for_object(obj).filter(is_current=True)
+        parts = [
+            format_html("{}: {}", job.field_name, job.decision or job.review_state
+                        if job.status == Status.DONE else job.status)
+            for job in jobs
+        ]
+        return format_html_join(", ", "{}", ((p,) for p in parts)) or "-"

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.module_loading import autodiscover_modules
+
+
+class ModerationConfig(AppConfig):
+    name = "moderation"
+    verbose_name = "Moderation"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .schedule import ensure_sweeper_schedule
+
+        # Each installed app may have a moderation.py that calls moderation.register().
+        autodiscover_modules("moderation")
+        post_migrate.connect(ensure_sweeper_schedule, sender=self,
+                             dispatch_uid="moderation.sweeper")

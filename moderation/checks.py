@@ -1,0 +1,152 @@
+"""System checks with stable ids. ``manage.py check`` reports bad settings, not a crash at 3 a.m.
+
+| id              | problem                                                         |
+|-----------------|-----------------------------------------------------------------|
+| moderation.E001 | unknown provider alias (default provider or a registration)      |
+| moderation.E002 | a provider BACKEND that cannot be imported                       |
+| moderation.E003 | an Alibaba provider without credentials                          |
+| moderation.E004 | a callback/public URL that is not https (with DEBUG off)         |
+| moderation.E005 | django-q2 not installed or Q_CLUSTER not configured              |
+| moderation.E006 | an invalid POLICY (risk level -> suggestion)                     |
+| moderation.E007 | an invalid LABELS override                                       |
+| moderation.E008 | an unknown MODERATION key (a typo would be silently ignored)     |
+| moderation.E009 | the local provider's packages are missing (the ``local`` extra)  |
+| moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, moderation_settings
+from .labels import validate_overrides
+from .providers.result import RISK_LEVELS, SUGGESTIONS
+
+ALIBABA_BACKENDS = ("aliyun",)
+LOCAL_PACKAGES = {
+    "numpy": "numpy",
+    "onnxruntime": "onnxruntime",
+    "nudenet": "nudenet",
+    "rapidocr_onnxruntime": "rapidocr-onnxruntime",
+    "cv2": "opencv-python-headless",
+    "pdqhash": "pdqhash",
+}
+
+
+def _provider_aliases_in_use() -> dict[str, str]:
+    from .registry import registry
+
+    used = {moderation_settings.DEFAULT_PROVIDER: "MODERATION['DEFAULT_PROVIDER']"}
+    for reg in registry:
+        if reg.provider:
+            used.setdefault(reg.provider, f"moderation.register({reg.model._meta.label})")
+    return used
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs):
+    errors = []
+    user = moderation_settings.user_settings
+    if not isinstance(user, dict):
+        return [Error("MODERATION must be a dict.", id="moderation.E008")]
+    for key in sorted(set(user) - set(DEFAULTS)):
+        errors.append(Error(
+            f"Unknown MODERATION setting {key!r}.",
+            hint="See docs/settings.md for the valid keys.", id="moderation.E008",
+        ))
+
+    providers = moderation_settings.providers
+    for alias, where in _provider_aliases_in_use().items():
+        if alias not in providers:
+            errors.append(Error(
+                f"{where} names provider {alias!r}, which is not configured.",
+                hint=f"Configured providers: {', '.join(sorted(providers))}. "
+                     "Add it to MODERATION['PROVIDERS'].",
+                id="moderation.E001",
+            ))
+    for alias, conf in providers.items():
+        backend = conf.get("BACKEND", "")
+        try:
+            import_string(backend)
+        except ImportError as exc:
+            errors.append(Error(
+                f"Provider {alias!r}: cannot import BACKEND {backend!r} ({exc}).",
+                id="moderation.E002",
+            ))
+            continue
+        if any(part in backend for part in ALIBABA_BACKENDS):
+            options = conf.get("OPTIONS", {})
+            if not (options.get("ACCESS_KEY_ID") and options.get("ACCESS_KEY_SECRET")):
+                errors.append(Error(
+                    f"Alibaba provider {alias!r} has no credentials.",
+                    hint="Set OPTIONS ACCESS_KEY_ID and ACCESS_KEY_SECRET (from the "
+                         "environment, not the source).",
+                    id="moderation.E003",
+                ))
+        if backend.endswith("local.LocalProvider"):
+            missing = [pip for mod, pip in LOCAL_PACKAGES.items()
+                       if importlib.util.find_spec(mod) is None]
+            if missing:
+                errors.append(Error(
+                    f"The local provider needs {', '.join(missing)}.",
+                    hint="pip install 'django-media-moderation[local]' (see docs/install.md).",
+                    id="moderation.E009",
+                ))
+
+    if not settings.DEBUG:
+        for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
+            url = moderation_settings.__getattr__(key)
+            if url and not str(url).startswith("https://"):
+                errors.append(Error(
+                    f"MODERATION[{key!r}] = {url!r} is not https.",
+                    hint="Providers post results and fetch media over the internet: use https.",
+                    id="moderation.E004",
+                ))
+
+    if "django_q" not in settings.INSTALLED_APPS:
+        errors.append(Error("django-q2 is not in INSTALLED_APPS.",
+                            hint="Add 'django_q' to INSTALLED_APPS.", id="moderation.E005"))
+    elif not isinstance(getattr(settings, "Q_CLUSTER", None), dict):
+        errors.append(Error(
+            "Q_CLUSTER is not configured, so moderation tasks have no queue.",
+            hint="For example Q_CLUSTER = {'name': 'moderation', 'orm': 'default'}.",
+            id="moderation.E005",
+        ))
+
+    policy = moderation_settings.POLICY
+    if not isinstance(policy, dict) or any(
+        k not in RISK_LEVELS or v not in SUGGESTIONS for k, v in policy.items()
+    ):
+        errors.append(Error(
+            f"MODERATION['POLICY'] = {policy!r} is invalid.",
+            hint=f"Map risk levels {RISK_LEVELS} to suggestions {SUGGESTIONS}.",
+            id="moderation.E006",
+        ))
+    for problem in validate_overrides(moderation_settings.LABELS):
+        errors.append(Error(f"MODERATION['LABELS'] {problem}", id="moderation.E007"))
+
+    errors.extend(_check_evidence_location())
+    return errors
+
+
+def _check_evidence_location():
+    alias = moderation_settings.EVIDENCE_STORAGE
+    if alias and alias in getattr(settings, "STORAGES", {}):
+        return []
+    media_root = getattr(settings, "MEDIA_ROOT", "")
+    if not media_root:
+        return []
+    evidence = os.path.abspath(moderation_settings.evidence_root)
+    media = os.path.abspath(str(media_root))
+    if evidence == media or evidence.startswith(media + os.sep):
+        return [Warning(
+            f"Evidence is stored in {evidence}, inside MEDIA_ROOT: it may be served publicly.",
+            hint="Set MODERATION['EVIDENCE_ROOT'] outside MEDIA_ROOT.",
+            id="moderation.W001",
+        )]
+    return []

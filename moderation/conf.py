@@ -1,0 +1,105 @@
+"""Settings: one ``MODERATION`` dict, defaults in one place, re-read on change.
+
+Read through ``moderation_settings.NAME``; the object listens to ``setting_changed`` so
+``override_settings(MODERATION=...)`` works in tests. Nothing reads settings at import time.
+The reference for every key is docs/settings.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # Alias of the provider used when a registration names none.
+    "DEFAULT_PROVIDER": "local",
+    # alias -> {"BACKEND": dotted path, "OPTIONS": {...}}; merged over BUILTIN_PROVIDERS.
+    "PROVIDERS": {},
+    # risk level -> suggestion; a registration may override any key.
+    "POLICY": {"high": "block", "medium": "review", "low": "pass", "none": "pass"},
+    # label -> {"risk_level": ..., "min_confidence": ...}; merged over the table in labels.py.
+    "LABELS": {},
+    # category -> keywords; a match in text becomes the label "<category>_tii".
+    "KEYWORDS": {},
+    # Storage alias (a key of settings.STORAGES) for thumbnails and clips. When the alias
+    # is not configured, a private FileSystemStorage at EVIDENCE_ROOT is used.
+    "EVIDENCE_STORAGE": "moderation_evidence",
+    "EVIDENCE_ROOT": None,  # default: <BASE_DIR>/moderation_evidence
+    "THUMBNAIL_SIZE": 320,  # longest side, pixels
+    "THUMBNAIL_ALL_FRAMES": False,  # False: only frames with risk above none keep one
+    # Retries of transient failures (throttling, outages): exponential backoff with jitter.
+    "MAX_ATTEMPTS": 5,
+    "RETRY_BACKOFF": 30,  # seconds before the first retry
+    "RETRY_BACKOFF_MAX": 3600,
+    "POLL_INTERVAL": 30,  # seconds between polls of an asynchronous provider
+    # A worker holds a job for at most this long; after that the sweeper hands it on.
+    "LEASE_SECONDS": 900,
+    # django-q2 schedule that re-enqueues due, stuck or lost jobs (created on migrate).
+    "SWEEPER_SCHEDULE": True,
+    "SWEEPER_MINUTES": 1,
+    # django-q2 cluster (Q_CLUSTER name) the tasks go to; None: the default cluster.
+    "QUEUE": None,
+    # Input limits.
+    "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
+    "MAX_IMAGE_PIXELS": 40_000_000,
+    # Public https base URL of the site, for callbacks and signed media URLs.
+    "PUBLIC_BASE_URL": "",
+    "CALLBACK_BASE_URL": "",
+}
+
+BUILTIN_PROVIDERS: dict[str, dict[str, Any]] = {
+    "local": {"BACKEND": "moderation.providers.local.LocalProvider", "OPTIONS": {}},
+}
+
+
+class ModerationSettings:
+    """Lazy view of ``settings.MODERATION`` over :data:`DEFAULTS`."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, "MODERATION", None) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid moderation setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    @property
+    def providers(self) -> dict[str, dict[str, Any]]:
+        merged = {alias: dict(conf) for alias, conf in BUILTIN_PROVIDERS.items()}
+        for alias, conf in (self.PROVIDERS or {}).items():
+            merged[alias] = {**merged.get(alias, {}), **conf}
+        return merged
+
+    @property
+    def evidence_root(self) -> str:
+        root = self.EVIDENCE_ROOT
+        if root:
+            return str(root)
+        base = getattr(settings, "BASE_DIR", None) or os.getcwd()
+        return os.path.join(str(base), "moderation_evidence")
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+moderation_settings = ModerationSettings()
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("MODERATION", "STORAGES", "BASE_DIR", "MEDIA_ROOT"):
+        moderation_settings.reload()
+        from . import providers, storage
+
+        providers.get_provider.cache_clear()
+        storage.reset()

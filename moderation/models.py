@@ -1,0 +1,332 @@
+"""Jobs and their evidence. Workflow state is data: every transition leaves a ReviewEvent.
+
+Models never call providers; the pipeline does (see pipeline.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .storage import get_evidence_storage
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SUBMITTED = "submitted", _("submitted")
+    IN_PROGRESS = "in_progress", _("in progress")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+UNFINISHED = (Status.PENDING, Status.SUBMITTED, Status.IN_PROGRESS)
+
+
+class Suggestion(models.TextChoices):
+    PASS = "pass", _("pass")
+    REVIEW = "review", _("review")
+    BLOCK = "block", _("block")
+
+
+class RiskLevel(models.TextChoices):
+    NONE = "none", _("none")
+    LOW = "low", _("low")
+    MEDIUM = "medium", _("medium")
+    HIGH = "high", _("high")
+
+
+class MediaKind(models.TextChoices):
+    IMAGE = "image", _("image")
+    VIDEO = "video", _("video")
+    FRAMES = "frames", _("frame sequence")
+    LIVE = "live", _("live stream")
+    AUDIO = "audio", _("audio")
+
+
+class ReviewState(models.TextChoices):
+    NONE = "none", _("none")
+    PENDING = "pending", _("pending")
+    RESOLVED = "resolved", _("resolved")
+
+
+class Decision(models.TextChoices):
+    AUTO_PASS = "auto_pass", _("passed automatically")
+    AUTO_BLOCK = "auto_block", _("blocked automatically")
+    APPROVED = "approved", _("approved by a moderator")
+    REJECTED = "rejected", _("rejected by a moderator")
+
+
+#: decisions under which content may be shown
+SHOWABLE = (Decision.AUTO_PASS, Decision.APPROVED)
+
+
+def _new_seed() -> str:
+    return secrets.token_hex(16)
+
+
+def _new_data_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobQuerySet(models.QuerySet):
+    def for_object(self, obj) -> JobQuerySet:
+        ct = ContentType.objects.get_for_model(obj, for_concrete_model=False)
+        return self.filter(content_type=ct, object_id=str(obj.pk))
+
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+    def due(self, now=None) -> JobQuerySet:
+        """Unfinished jobs whose next step is due and that no worker holds."""
+        now = now or timezone.now()
+        return self.unfinished().filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            Q(lease_until__isnull=True) | Q(lease_until__lte=now),
+        )
+
+    def needing_enqueue(self, now, overdue_before) -> JobQuerySet:
+        """Due jobs with no live task on the queue: never enqueued, enqueued before
+        their retry time, or enqueued so long ago that the task must be lost."""
+        return self.due(now).filter(
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lt=F("next_attempt_at"))
+            | Q(enqueued_at__lte=overdue_before)
+        )
+
+    def review_pending(self) -> JobQuerySet:
+        return self.filter(review_state=ReviewState.PENDING)
+
+
+class Job(models.Model):
+    """One moderation of one media field of one object by one provider."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    # Text, so that integer, UUID and string primary keys all fit (str(pk)).
+    object_id = models.CharField(max_length=255, db_index=True)
+    content_object = GenericForeignKey("content_type", "object_id")
+    field_name = models.CharField(max_length=100, blank=True)
+    file_name = models.CharField(max_length=500, blank=True, help_text=_("stored name"))
+    file_size = models.BigIntegerField(null=True, blank=True)
+    media_kind = models.CharField(max_length=10, choices=MediaKind.choices)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+
+    provider = models.CharField(max_length=50)
+    provider_task_id = models.CharField(max_length=200, null=True, blank=True)
+    data_id = models.CharField(max_length=64, unique=True, default=_new_data_id)
+    seed = models.CharField(max_length=64, default=_new_seed, editable=False)
+    scenes = models.JSONField(default=list, blank=True)
+    biz_type = models.CharField(max_length=100, blank=True)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the job was last put on the queue; the sweeper re-enqueues only jobs whose
+    # task is overdue (lost by a dying worker) or whose retry time has come.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    suggestion = models.CharField(max_length=6, choices=Suggestion.choices, blank=True)
+    risk_level = models.CharField(
+        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+    )
+    labels = models.JSONField(
+        default=list, blank=True, help_text=_("names of the labels that carry risk")
+    )
+    frame_summary = models.JSONField(default=dict, blank=True)
+    audio_summary = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True, help_text=_("normalized result"))
+    raw_result = models.JSONField(null=True, blank=True, help_text=_("provider's answer"))
+    # False once a newer job of the same object and field exists.
+    is_current = models.BooleanField(default=True)
+    reused_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reused_by"
+    )
+
+    review_state = models.CharField(
+        max_length=8, choices=ReviewState.choices, default=ReviewState.NONE
+    )
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_task_id"],
+                condition=Q(provider_task_id__isnull=False),
+                name="moderation_job_unique_task_per_provider",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["content_type", "object_id", "field_name"], name="moderation_job_object"
+            ),
+            models.Index(fields=["status", "next_attempt_at"], name="moderation_job_due"),
+            models.Index(fields=["review_state", "risk_level"], name="moderation_job_review"),
+        ]
+        permissions = [
+            ("review_job", "Can approve or reject moderation jobs"),
+            ("send_feedback", "Can send moderation feedback to providers"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} {self.media_kind} {self.field_name} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in UNFINISHED
+
+    @property
+    def showable(self) -> bool:
+        return self.decision in SHOWABLE
+
+
+class Frame(models.Model):
+    """A captured frame (an image is one frame at offset 0)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="frames")
+    offset = models.FloatField(default=0.0, help_text=_("seconds from the start"))
+    risk_level = models.CharField(
+        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+    )
+    thumbnail = models.ImageField(
+        storage=get_evidence_storage, upload_to="frames/%Y/%m/%d", blank=True, max_length=300
+    )
+
+    class Meta:
+        ordering = ["job", "offset", "id"]
+        indexes = [models.Index(fields=["job", "offset"], name="moderation_frame_offset")]
+
+    def __str__(self) -> str:
+        return f"frame {self.offset:.2f}s of job {self.job_id}"
+
+
+class FrameLabel(models.Model):
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="labels")
+    label = models.CharField(max_length=100, db_index=True)
+    confidence = models.FloatField(help_text=_("0..100"))
+    risk_level = models.CharField(
+        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+    )
+    service = models.CharField(max_length=50, blank=True)
+    scene = models.CharField(max_length=50, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-confidence"]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.confidence:.0f}"
+
+
+class AudioSlice(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="slices")
+    start = models.FloatField()
+    end = models.FloatField()
+    text = models.TextField(blank=True)
+    labels = models.JSONField(default=list, blank=True)
+    risk_words = models.JSONField(default=list, blank=True)
+    risk_level = models.CharField(
+        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+    )
+    clip = models.FileField(
+        storage=get_evidence_storage, upload_to="clips/%Y/%m/%d", blank=True, max_length=300
+    )
+
+    class Meta:
+        ordering = ["job", "start", "id"]
+
+    def __str__(self) -> str:
+        return f"slice {self.start:.1f}-{self.end:.1f}s of job {self.job_id}"
+
+
+class ReviewEvent(models.Model):
+    """Append-only audit trail: who did what to a job, when and why."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", _("created")
+        SUBMITTED = "submitted", _("submitted")
+        REUSED = "reused", _("reused an earlier result")
+        COMPLETED = "completed", _("completed")
+        RETRY_SCHEDULED = "retry", _("retry scheduled")
+        FAILED = "failed", _("failed")
+        EXPIRED = "expired", _("expired")
+        CANCELLED = "cancelled", _("cancelled")
+        AUTO_PASS = "auto_pass", _("passed automatically")
+        AUTO_BLOCK = "auto_block", _("blocked automatically")
+        REVIEW_REQUIRED = "review_required", _("sent to review")
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        REQUEUED = "requeued", _("re-queued")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} on job {self.job_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionDenied("review events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("review events are append-only")
+
+
+class HashEntry(models.Model):
+    """An allow- or block-list image, known by its PDQ hash."""
+
+    class ListType(models.TextChoices):
+        ALLOW = "allow", _("allow list")
+        BLOCK = "block", _("block list")
+
+    list_type = models.CharField(max_length=5, choices=ListType.choices)
+    label = models.CharField(
+        max_length=100, blank=True, help_text=_("block list: reported as <label>_lib")
+    )
+    pdq = models.CharField(max_length=64, help_text=_("PDQ hash, 64 hex digits"))
+    quality = models.PositiveSmallIntegerField(default=100)
+    note = models.CharField(max_length=500, blank=True)
+    source_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "hash entries"
+        constraints = [
+            models.UniqueConstraint(fields=["list_type", "pdq"], name="moderation_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.list_type}:{self.label or '-'}:{self.pdq[:12]}"

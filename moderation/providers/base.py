@@ -1,0 +1,123 @@
+"""The provider interface (one interface over many engines, like django-anymail's backends).
+
+A provider receives a :class:`Media` and a :class:`ModerationRequest`, and answers with a
+normalized :class:`~moderation.providers.result.Result`. Providers never touch models:
+everything they need arrives in the request, everything they know leaves in the result.
+
+Synchronous providers (``sync`` capability) return a finished result from
+:meth:`Provider.submit`; asynchronous ones return ``status="in_progress"`` with a
+``task_id`` and are asked again through :meth:`Provider.fetch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .errors import NotSupported
+from .result import Result
+
+# Capability flags, declared per provider class.
+IMAGE = "image"
+VIDEO = "video"
+FRAMES = "frames"
+LIVE = "live"
+AUDIO = "audio"
+FEEDBACK = "feedback"
+CALLBACK = "callback"
+SYNC = "sync"
+CAPABILITIES = (IMAGE, VIDEO, FRAMES, LIVE, AUDIO, FEEDBACK, CALLBACK, SYNC)
+
+MEDIA_KINDS = ("image", "video", "frames", "live", "audio")
+
+
+@dataclass
+class Media:
+    """One piece of media to moderate: bytes reachable by ``open()``, maybe a URL."""
+
+    name: str
+    kind: str
+    opener: Callable[[], IO[bytes]] | None = None
+    url: str = ""
+    size: int | None = None
+
+    def open(self) -> IO[bytes]:
+        if self.opener is None:
+            raise NotSupported(f"{self.name!r} has no local bytes, only a URL")
+        return self.opener()
+
+    def chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        with self.open() as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def read(self) -> bytes:
+        with self.open() as fh:
+            return fh.read()
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    @classmethod
+    def from_path(cls, path: str, kind: str) -> Media:
+        import os
+
+        return cls(
+            name=os.path.basename(path),
+            kind=kind,
+            opener=lambda: open(path, "rb"),  # noqa: SIM115 - caller closes
+            size=os.path.getsize(path),
+        )
+
+
+@dataclass
+class ModerationRequest:
+    """What to check and how: everything a provider may use besides the bytes."""
+
+    scenes: list[str] = field(default_factory=list)
+    biz_type: str = ""
+    data_id: str = ""
+    seed: str = ""
+    callback_url: str = ""
+    # Hash libraries (allow/block lists): an object with ``match(pdq_hex)``; see
+    # moderation.libraries. Given by the pipeline so that providers stay model-free.
+    libraries: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider:
+    """Base class. Subclasses set ``capabilities`` and implement the hooks they support."""
+
+    capabilities: frozenset[str] = frozenset()
+    #: scenes used when a registration names none
+    default_scenes: tuple[str, ...] = ()
+
+    def __init__(self, alias: str, options: dict[str, Any] | None = None):
+        self.alias = alias
+        self.options = dict(options or {})
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def check_media(self, media: Media) -> None:
+        if media.kind not in self.capabilities:
+            raise NotSupported(f"provider {self.alias!r} does not moderate {media.kind}")
+
+    def submit(self, media: Media, request: ModerationRequest) -> Result:
+        """Start moderation. Returns a finished result or one with a ``task_id``."""
+        raise NotSupported(f"provider {self.alias!r} cannot submit")
+
+    def fetch(self, task_id: str, request: ModerationRequest) -> Result:
+        """Ask for the result of an earlier submit."""
+        raise NotSupported(f"provider {self.alias!r} has no asynchronous results")
+
+    def feedback(self, task_id: str, decision: str, request: ModerationRequest) -> None:
+        raise NotSupported(f"provider {self.alias!r} takes no feedback")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.alias!r}>"

@@ -1,0 +1,51 @@
+"""Errors a provider raises; the pipeline maps each onto a job state.
+
+| error         | job becomes                                   |
+|---------------|-----------------------------------------------|
+| MediaError    | failed, not retried (the file itself is bad)   |
+| Throttled     | retried later, attempt not counted as failure  |
+| Expired       | expired (the provider no longer has the result)|
+| AuthError     | failed, surfaced in the admin and checks       |
+| ProviderError | retried with backoff, then failed              |
+"""
+
+
+class ModerationError(Exception):
+    """Base class. ``code`` is a short stable string stored on the job."""
+
+    code = "error"
+
+    def __init__(self, message: str = "", code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+class MediaError(ModerationError):
+    code = "media_error"
+
+
+class Throttled(ModerationError):
+    code = "throttled"
+
+
+class Expired(ModerationError):
+    code = "expired"
+
+
+class AuthError(ModerationError):
+    code = "auth_error"
+
+
+class ProviderError(ModerationError):
+    code = "provider_error"
+
+
+class NotSupported(ModerationError):
+    """The provider cannot do this (e.g. video on a provider without video)."""
+
+    code = "not_supported"

@@ -1,0 +1,124 @@
+"""Safe image decoding: bytes in, a BGR ``uint8`` array out, or a :class:`MediaError`.
+
+Uploads are untrusted. Limits are checked in order of cost: byte count first, then the
+header's pixel count before any pixel is decoded (a 50 KB PNG can claim 100 000 x 100 000
+pixels). Pillow's process-wide settings (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``)
+are left alone; its bomb error and warning are caught and mapped instead.
+
+No OpenCV here: decoding may run in a process that must stay free of cv2 threads (P2).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import MediaError
+
+BgrImage = NDArray[np.uint8]
+
+# Transparent pixels become white: most transparent uploads are logos or text on a page.
+BACKGROUND = (255, 255, 255)
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# Modes Pillow converts to RGB well enough on its own.
+SIMPLE_MODES = frozenset({"RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"})
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
+    """Decode an image file into a contiguous BGR ``uint8`` array (first frame only).
+
+    EXIF orientation is applied, so the array looks as the uploader saw the picture.
+    """
+    if not data:
+        raise MediaError("the file is empty", code="empty_file")
+    if len(data) > max_bytes:
+        raise MediaError(
+            f"the file has {len(data)} bytes, more than the limit of {max_bytes}",
+            code="file_too_large",
+        )
+    try:
+        image = _open(data)
+        _check_size(image.size, max_pixels)
+        image.load()
+    except MediaError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        message = f"the image is truncated or corrupt ({exc})"
+        raise MediaError(message, code="corrupt_image") from exc
+    rgb = _to_rgb(_upright(image))
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _open(data: bytes) -> Image.Image:
+    """Read the header only. Pillow's own bomb limit applies too, whichever is lower."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between its MAX_IMAGE_PIXELS and twice that: an error here.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise MediaError("the file is not an image in a known format", code="not_an_image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(f"the image is too large: {exc}", code="image_too_large") from exc
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise MediaError(f"the image has no pixels ({width}x{height})", code="empty_image")
+    if width * height > max_pixels:
+        raise MediaError(
+            f"the image has {width}x{height} pixels, more than the limit of {max_pixels}",
+            code="image_too_large",
+        )
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a broken EXIF block is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # any EXIF parsing error leaves the image as stored
+        return image
+
+
+def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
+    """An RGB ``uint8`` array for any Pillow mode (palette, alpha, 16-bit, float, CMYK)."""
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, BACKGROUND)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return np.asarray(canvas)
+    if mode in SIMPLE_MODES:
+        return np.asarray(image.convert("RGB"))
+    if mode.startswith(("I", "F")):
+        gray = _scale_to_uint8(np.asarray(image))
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
+def _scale_to_uint8(values: NDArray) -> NDArray[np.uint8]:
+    """Map 16/32-bit integer or float luminance onto 0..255 (Pillow's own convert clips)."""
+    top = float(values.max()) if values.size else 0.0
+    if np.issubdtype(values.dtype, np.floating) and top <= 1.0:
+        scale = 255.0  # float images are usually 0..1
+    elif top > 255:
+        scale = 255.0 / max(top, 65535.0)
+    else:
+        scale = 1.0
+    return np.clip(values.astype(np.float64) * scale, 0, 255).astype(np.uint8)
+
+
+def make_thumbnail(bgr: BgrImage, size: int, quality: int = 80) -> bytes:
+    """JPEG bytes of the image with its longest side ``size`` (never enlarged)."""
+    image = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()

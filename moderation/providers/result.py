@@ -1,0 +1,131 @@
+"""The normalized result every provider returns (see docs/architecture.md).
+
+Plain dataclasses with a JSON round trip, so a result can be stored on a job and
+ingested again later (reuse of the same bytes, re-ingest after a policy change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RISK_LEVELS = ("none", "low", "medium", "high")
+SUGGESTIONS = ("pass", "review", "block")
+STATUSES = ("done", "in_progress", "queued", "failed")
+
+
+def risk_rank(level: str) -> int:
+    """Order of a risk level: none < low < medium < high."""
+    return RISK_LEVELS.index(level)
+
+
+def worst_risk(levels) -> str:
+    """The highest of some risk levels (``none`` for no levels)."""
+    return max(levels, key=risk_rank, default="none")
+
+
+@dataclass
+class Label:
+    label: str
+    confidence: float = 100.0  # 0..100, as Alibaba 2.0 reports it
+    risk_level: str = "none"
+    service: str = ""
+    scene: str = ""
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Label:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class Frame:
+    offset: float = 0.0  # seconds from the start; an image is one frame at 0
+    risk_level: str = "none"
+    labels: list[Label] = field(default_factory=list)
+    # JPEG bytes of a thumbnail, or a provider URL to copy at ingest. Never serialized
+    # into the stored result: evidence lives in evidence storage, not in JSON.
+    image: bytes | str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Frame:
+        return cls(
+            offset=float(data.get("offset", 0.0)),
+            risk_level=data.get("risk_level", "none"),
+            labels=[Label.from_dict(lbl) for lbl in data.get("labels", [])],
+            image=data.get("image") if isinstance(data.get("image"), str) else None,
+        )
+
+
+@dataclass
+class Slice:
+    start: float
+    end: float
+    text: str = ""
+    labels: list[Label] = field(default_factory=list)
+    risk_words: list[str] = field(default_factory=list)
+    risk_level: str = "none"
+    audio: bytes | str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Slice:
+        return cls(
+            start=float(data["start"]),
+            end=float(data["end"]),
+            text=data.get("text", ""),
+            labels=[Label.from_dict(lbl) for lbl in data.get("labels", [])],
+            risk_words=list(data.get("risk_words", [])),
+            risk_level=data.get("risk_level", "none"),
+            audio=data.get("audio") if isinstance(data.get("audio"), str) else None,
+        )
+
+
+@dataclass
+class Result:
+    status: str = "done"
+    suggestion: str = "pass"
+    risk_level: str = "none"
+    labels: list[Label] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+    slices: list[Slice] = field(default_factory=list)
+    frame_summary: dict[str, int] = field(default_factory=dict)
+    audio_summary: dict[str, int] = field(default_factory=dict)
+    task_id: str = ""
+    raw: Any = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form; evidence bytes are dropped (URLs are kept)."""
+        data = asdict(self)
+        for part in data["frames"]:
+            if not isinstance(part.get("image"), str):
+                part["image"] = None
+        for part in data["slices"]:
+            if not isinstance(part.get("audio"), str):
+                part["audio"] = None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(
+            status=data.get("status", "done"),
+            suggestion=data.get("suggestion", "pass"),
+            risk_level=data.get("risk_level", "none"),
+            labels=[Label.from_dict(lbl) for lbl in data.get("labels", [])],
+            frames=[Frame.from_dict(f) for f in data.get("frames", [])],
+            slices=[Slice.from_dict(s) for s in data.get("slices", [])],
+            frame_summary=dict(data.get("frame_summary", {})),
+            audio_summary=dict(data.get("audio_summary", {})),
+            task_id=data.get("task_id", ""),
+            raw=data.get("raw"),
+        )
+
+    def all_labels(self) -> list[Label]:
+        """Job-level labels plus every frame's and slice's labels."""
+        out = list(self.labels)
+        for part in (*self.frames, *self.slices):
+            out.extend(part.labels)
+        return out

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.test import override_settings
+
+import moderation
+from moderation.registry import registry
+
+from .providers import ScriptedProvider
+
+SAMPLES = Path(__file__).resolve().parent.parent / "demo_project" / "sample_media"
+
+
+def png_bytes(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_file():
+    """A small real PNG as a Django file (a new one each call)."""
+
+    def make(name="pic.png", color=(200, 30, 30)):
+        return ContentFile(png_bytes(color), name=name)
+
+    return make
+
+
+@pytest.fixture
+def scripted():
+    """Route the 'scripted' provider alias to ScriptedProvider; yields its script list."""
+    ScriptedProvider.script = []
+    ScriptedProvider.calls = []
+    providers = {"scripted": {"BACKEND": "tests.providers.ScriptedProvider"}}
+    from django.conf import settings
+
+    conf = {**settings.MODERATION, "PROVIDERS": providers, "RETRY_BACKOFF": 0.01}
+    with override_settings(MODERATION=conf):
+        yield ScriptedProvider
+
+
+@pytest.fixture
+def register():
+    """Register a model for the length of a test."""
+    done = []
+
+    def _register(model, fields=("image",), **options):
+        if model in registry:
+            moderation.unregister(model)
+        reg = moderation.register(model, list(fields), **options)
+        done.append(model)
+        return reg
+
+    yield _register
+    for model in done:
+        if model in registry:
+            moderation.unregister(model)

@@ -1,0 +1,21 @@
+"""Test settings: the demo site plus a test app with integer, UUID and string keys.
+
+The database and broker follow the same DEMO_DB / DEMO_BROKER switches as the demo.
+Media and evidence go to a throw-away directory per test run.
+"""
+
+import os
+import tempfile
+
+from demo_project.settings import *  # noqa: F403
+from demo_project.settings import DATABASES, INSTALLED_APPS, MODERATION
+
+TEST_ROOT = os.environ.get("MODERATION_TEST_ROOT") or tempfile.mkdtemp(prefix="moderation-tests-")
+MEDIA_ROOT = os.path.join(TEST_ROOT, "media")
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so that a real qcluster subprocess sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(TEST_ROOT, "test.sqlite3")}
