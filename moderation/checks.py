@@ -4,7 +4,7 @@
 |-----------------|-----------------------------------------------------------------|
 | moderation.E001 | unknown provider alias (default provider or a registration)      |
 | moderation.E002 | a provider BACKEND that cannot be imported                       |
-| moderation.E003 | an Alibaba provider without credentials                          |
+| moderation.E003 | a provider without its credentials (required OPTIONS)            |
 | moderation.E004 | a callback/public URL that is not https (with DEBUG off)         |
 | moderation.E005 | django-q2 not installed or Q_CLUSTER not configured              |
 | moderation.E006 | an invalid POLICY (risk level -> suggestion)                     |
@@ -27,7 +27,6 @@ from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 
-ALIBABA_BACKENDS = ("aliyun",)
 LOCAL_PACKAGES = {
     "numpy": "numpy",
     "onnxruntime": "onnxruntime",
@@ -72,22 +71,21 @@ def check_settings(app_configs=None, **kwargs):
     for alias, conf in providers.items():
         backend = conf.get("BACKEND", "")
         try:
-            import_string(backend)
+            provider_class = import_string(backend)
         except ImportError as exc:
             errors.append(Error(
                 f"Provider {alias!r}: cannot import BACKEND {backend!r} ({exc}).",
                 id="moderation.E002",
             ))
             continue
-        if any(part in backend for part in ALIBABA_BACKENDS):
-            options = conf.get("OPTIONS", {})
-            if not (options.get("ACCESS_KEY_ID") and options.get("ACCESS_KEY_SECRET")):
-                errors.append(Error(
-                    f"Alibaba provider {alias!r} has no credentials.",
-                    hint="Set OPTIONS ACCESS_KEY_ID and ACCESS_KEY_SECRET (from the "
-                         "environment, not the source).",
-                    id="moderation.E003",
-                ))
+        required = getattr(provider_class, "required_options", ())
+        missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
+        if missing_options:
+            errors.append(Error(
+                f"Provider {alias!r} has no {', '.join(missing_options)}.",
+                hint="Set them in OPTIONS, read from the environment, not the source.",
+                id="moderation.E003",
+            ))
         if backend.endswith("local.LocalProvider"):
             missing = [pip for mod, pip in LOCAL_PACKAGES.items()
                        if importlib.util.find_spec(mod) is None]
@@ -100,7 +98,7 @@ def check_settings(app_configs=None, **kwargs):
 
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
-            url = moderation_settings.__getattr__(key)
+            url = getattr(moderation_settings, key)
             if url and not str(url).startswith("https://"):
                 errors.append(Error(
                     f"MODERATION[{key!r}] = {url!r} is not https.",

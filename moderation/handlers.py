@@ -100,7 +100,7 @@ def moderate_changed_fields(sender, instance, created, raw=False, update_fields=
                 if sha256 == last.sha256:
                     snapshot[name] = current
                     continue
-        job = pipeline.create_job(instance, registration, name, sha256=sha256)
+        job = pipeline.create_job(instance, registration, name, sha256=sha256, created=created)
         transaction.on_commit(lambda pk=job.pk: pipeline.enqueue(pk), using=using)
         snapshot[name] = current
     instance.__dict__[_SNAPSHOT] = snapshot

@@ -33,7 +33,7 @@ from .models import (
     ReviewState,
     Status,
 )
-from .policy import apply_block, suggestion_for
+from .policy import apply_block, apply_unblock, suggestion_for
 from .providers import (
     AuthError,
     Expired,
@@ -60,19 +60,22 @@ def last_job(instance, field_name: str) -> Job | None:
     return Job.objects.for_object(instance).filter(field_name=field_name).first()
 
 
-def create_job(instance, registration: Registration, field_name: str, *, sha256: str = "") -> Job:
+def create_job(instance, registration: Registration, field_name: str, *, sha256: str = "",
+               created: bool = False) -> Job:
     """A pending job for the current file of ``instance.<field_name>``.
 
-    Older unfinished jobs of the same field are cancelled: their file was replaced.
+    Older jobs of the same field are superseded (unfinished ones cancelled). A just
+    created object has none: deleting an object retires its jobs, even if its pk returns.
     """
     value = getattr(instance, field_name)
     name = value.name if hasattr(value, "name") else str(value)
     field = instance._meta.get_field(field_name)
     kind = registration.kinds.get(field_name) or guess_kind(field, name)
-    cancel_field_jobs(instance, field_name, reason="superseded by a newer file")
-    Job.objects.for_object(instance).filter(field_name=field_name, is_current=True).update(
-        is_current=False
-    )
+    if not created:
+        cancel_field_jobs(instance, field_name, reason="superseded by a newer file")
+        Job.objects.for_object(instance).filter(field_name=field_name, is_current=True).update(
+            is_current=False
+        )
     job = Job.objects.create(
         content_type=ContentType.objects.get_for_model(instance, for_concrete_model=False),
         object_id=str(instance.pk),
@@ -94,7 +97,10 @@ def cancel_field_jobs(instance, field_name: str, reason: str) -> int:
 
 
 def cancel_object_jobs(instance, reason: str) -> int:
-    return _cancel(Job.objects.for_object(instance).unfinished(), reason)
+    """The object is gone: cancel its unfinished jobs and retire all of them."""
+    count = _cancel(Job.objects.for_object(instance).unfinished(), reason)
+    Job.objects.for_object(instance).filter(is_current=True).update(is_current=False)
+    return count
 
 
 def _cancel(jobs, reason: str) -> int:
@@ -429,11 +435,35 @@ def decide(job: Job) -> str:
     return suggestion
 
 
+def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
+    """A moderator's decision: ``approved`` shows the content (undoing a hide),
+    ``rejected`` blocks it (running the block action)."""
+    if decision not in (Decision.APPROVED, Decision.REJECTED):
+        raise ValueError(f"decision must be approved or rejected, not {decision!r}")
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status != Status.DONE:
+            raise ValueError(f"job {job.pk} is {job.status}; only finished jobs are reviewed")
+        job.decision, job.review_state = decision, ReviewState.RESOLVED
+        job.save(update_fields=["decision", "review_state", "updated_at"])
+        log(job, Action.APPROVED if decision == Decision.APPROVED else Action.REJECTED,
+            reason, actor=actor)
+        registration, instance = registration_for(job), job.content_object
+        if instance is not None and registration is not None:
+            if decision == Decision.APPROVED:
+                apply_unblock(instance, registration, job)
+            else:
+                apply_block(instance, registration, job)
+                _after_commit(signals.content_blocked, job, instance=instance)
+    return job
+
+
 def _after_commit(signal, job: Job, **kwargs) -> None:
     transaction.on_commit(lambda: signal.send(sender=Job, job=job, **kwargs))
 
 
 __all__ = [
     "cancel_field_jobs", "cancel_object_jobs", "create_job", "decide", "enqueue",
-    "file_sha256", "ingest", "last_job", "poll", "process", "retry", "submit", "sweep",
+    "file_sha256", "ingest", "last_job", "poll", "process", "resolve", "retry", "submit",
+    "sweep",
 ]

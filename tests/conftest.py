@@ -23,6 +23,15 @@ def png_bytes(color=(200, 30, 30), size=(64, 48)) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Start from an empty task queue (Redis keeps tasks between runs)."""
+    from django_q.brokers import get_broker
+
+    with django_db_blocker.unblock():
+        get_broker().purge_queue()
+
+
 @pytest.fixture
 def image_file():
     """A small real PNG as a Django file (a new one each call)."""

@@ -39,3 +39,9 @@ def result(risk="none", label="nonLabel", confidence=99.0, status="done", task_i
     return Result(status=status, risk_level=risk, suggestion="pass", labels=frame.labels,
                   frames=[frame] if status == "done" else [], task_id=task_id,
                   raw={"answer": risk})
+
+
+class AliyunStub(Provider):
+    """Stands in for an Alibaba backend in the credentials check test."""
+
+    required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")

@@ -14,6 +14,8 @@ TEST_ROOT = os.environ.get("MODERATION_TEST_ROOT") or tempfile.mkdtemp(prefix="m
 MEDIA_ROOT = os.path.join(TEST_ROOT, "media")
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence")}
+# Our own queue name, so a test run never takes a demo's tasks or leaves its own behind.
+Q_CLUSTER = {**Q_CLUSTER, "name": "moderation-tests"}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

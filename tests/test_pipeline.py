@@ -280,3 +280,29 @@ def test_object_deleted_before_submit(photo_job, scripted):
     Photo.objects.filter(pk=photo.pk).delete()  # queryset delete still sends post_delete
     job.refresh_from_db()
     assert job.status == Status.CANCELLED
+
+
+def test_moderator_decisions(photo_job, scripted, received, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import User
+
+    import moderation
+
+    photo, job = photo_job()
+    scripted.script.append(result("high", "x_lib"))
+    pipeline.process(job.pk)
+    photo.refresh_from_db()
+    assert photo.hidden
+    moderator = User.objects.create_user("mod")
+    pipeline.resolve(job, Decision.APPROVED, actor=moderator, reason="a false positive")
+    photo.refresh_from_db()
+    job.refresh_from_db()
+    assert not photo.hidden and job.review_state == ReviewState.RESOLVED
+    assert list(moderation.visible(Photo.objects.all())) == [photo]
+    event = job.events.get(action="approved")
+    assert (event.actor, event.reason) == (moderator, "a false positive")
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.resolve(job, Decision.REJECTED, actor=moderator)
+    photo.refresh_from_db()
+    assert photo.hidden and "blocked" in names(received)
+    with pytest.raises(ValueError):
+        pipeline.resolve(job, "maybe")

@@ -183,3 +183,11 @@ def test_deferred_field_falls_back_to_the_last_job(image_file):
     partial.title = "edited"
     partial.save()
     assert Job.objects.count() == 1
+
+
+def test_a_reused_string_pk_starts_fresh(image_file):
+    first = SlugPhoto.objects.create(slug="same", image=image_file())
+    first.delete()
+    again = SlugPhoto.objects.create(slug="same", image=image_file("x.png", color=(1, 1, 1)))
+    current = Job.objects.for_object(again).filter(is_current=True)
+    assert [j.file_name for j in current] == [again.image.name]

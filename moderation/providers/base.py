@@ -96,6 +96,8 @@ class Provider:
     capabilities: frozenset[str] = frozenset()
     #: scenes used when a registration names none
     default_scenes: tuple[str, ...] = ()
+    #: OPTIONS keys that must be set (checked by moderation.E003)
+    required_options: tuple[str, ...] = ()
 
     def __init__(self, alias: str, options: dict[str, Any] | None = None):
         self.alias = alias

@@ -11,6 +11,7 @@ No OpenCV here: decoding may run in a process that must stay free of cv2 threads
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -26,6 +27,8 @@ BACKGROUND = (255, 255, 255)
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Modes Pillow converts to RGB well enough on its own.
 SIMPLE_MODES = frozenset({"RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"})
+# Leading bytes of JPEG and TIFF: a file starting so is an image, maybe a broken one.
+SIGNATURES = (b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
@@ -41,7 +44,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
             code="file_too_large",
         )
     try:
-        image = _open(data)
+        image = _open(data, max_pixels)
         _check_size(image.size, max_pixels)
         image.load()
     except MediaError:
@@ -53,7 +56,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Read the header only. Pillow's own bomb limit applies too, whichever is lower."""
     try:
         with warnings.catch_warnings():
@@ -61,9 +64,27 @@ def _open(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        # Pillow refuses 0x0 images and broken headers alike; tell them apart ourselves.
+        size = _declared_size(data)
+        if size is not None:
+            _check_size(size, max_pixels)
+        if size is not None or data.startswith(SIGNATURES) or data[8:12] == b"WEBP":
+            raise MediaError("the image header is corrupt", code="corrupt_image") from exc
         raise MediaError("the file is not an image in a known format", code="not_an_image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaError(f"the image is too large: {exc}", code="image_too_large") from exc
+        raise MediaError(f"the image is too large ({exc})", code="image_too_large") from exc
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG, GIF or BMP header, read without Pillow."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data.startswith(b"BM") and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)  # a negative height means top-down rows
+    return None
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

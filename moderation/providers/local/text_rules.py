@@ -71,8 +71,9 @@ APPS_WORD = r"viber|kik|skype|qq|vx|wx|line ?id|tg"
 APPS_ZH = r"微信|薇信|威信|徽信|v信"
 
 CONTACT_RULES: tuple[Rule, ...] = (
-    _rule("contact.url", CONTACT, PLAIN, r"\b(?:https?://|www\.)\S+", 95),
-    # A bare domain: name.tld, maybe with a path.
+    _rule("contact.url", CONTACT, PLAIN, r"\bhttps?://\S+", 95),
+    # A domain, "www." or not, maybe with a path. A known TLD is required: OCR reads a row
+    # of pine trees as "www.www.ww.".
     _rule(
         "contact.domain", CONTACT, PLAIN,
         rf"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:{TLDS})\b(?:/\S*)?", 90,

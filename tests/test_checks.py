@@ -1,0 +1,98 @@
+"""System checks report bad settings with stable ids; the settings object honours overrides."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from moderation.checks import check_settings
+from moderation.conf import moderation_settings
+
+from .testapp.models import Photo
+
+
+def ids(**overrides):
+    with override_settings(**overrides):
+        return sorted({e.id for e in check_settings()})
+
+
+def test_default_configuration_is_clean():
+    assert check_settings() == []
+    assert "moderation.E001" not in {e.id for e in checks.run_checks()}
+
+
+def test_override_settings_is_honoured():
+    assert moderation_settings.DEFAULT_PROVIDER == "local"
+    with override_settings(MODERATION={"DEFAULT_PROVIDER": "other", "MAX_ATTEMPTS": 9}):
+        assert moderation_settings.DEFAULT_PROVIDER == "other"
+        assert moderation_settings.MAX_ATTEMPTS == 9
+    assert moderation_settings.MAX_ATTEMPTS == 5
+
+
+def test_unknown_setting_name_raises():
+    with pytest.raises(AttributeError, match="Invalid moderation setting"):
+        moderation_settings.NOT_A_SETTING  # noqa: B018
+
+
+def test_unknown_default_provider():
+    assert ids(MODERATION={"DEFAULT_PROVIDER": "nope"}) == ["moderation.E001"]
+
+
+def test_registration_with_unknown_provider(register):
+    register(Photo, provider="ghost")
+    errors = check_settings()
+    assert [e.id for e in errors] == ["moderation.E001"]
+    assert "testapp.Photo" in errors[0].msg
+
+
+def test_unimportable_backend():
+    conf = {"PROVIDERS": {"x": {"BACKEND": "no.such.Provider"}}}
+    assert ids(MODERATION=conf) == ["moderation.E002"]
+
+
+def test_alibaba_without_credentials():
+    conf = {"PROVIDERS": {"aliyun": {"BACKEND": "tests.providers.AliyunStub",
+                                     "OPTIONS": {"ACCESS_KEY_ID": "id"}}}}
+    assert ids(MODERATION=conf) == ["moderation.E003"]
+
+
+def test_callback_url_must_be_https_in_production():
+    conf = {"CALLBACK_BASE_URL": "http://example.com/cb"}
+    assert ids(MODERATION=conf, DEBUG=False) == ["moderation.E004"]
+    assert ids(MODERATION=conf, DEBUG=True) == []
+    assert ids(MODERATION={"PUBLIC_BASE_URL": "https://ok.example"}, DEBUG=False) == []
+
+
+def test_django_q_missing(settings):
+    assert ids(Q_CLUSTER=None) == ["moderation.E005"]
+    apps = [a for a in settings.INSTALLED_APPS if a != "django_q"]
+    with override_settings(INSTALLED_APPS=apps):
+        assert "moderation.E005" in {e.id for e in check_settings()}
+
+
+def test_bad_policy_and_labels():
+    assert ids(MODERATION={"POLICY": {"high": "delete"}}) == ["moderation.E006"]
+    bad = {"LABELS": {"pt_qrCode": {"risk_level": "extreme"}, "x": {"min_confidence": 300}}}
+    assert ids(MODERATION=bad) == ["moderation.E007"]
+
+
+def test_typo_in_setting_name():
+    assert ids(MODERATION={"DEFAULT_PROVIDR": "local"}) == ["moderation.E008"]
+
+
+def test_evidence_inside_media_root_warns(settings):
+    conf = {"EVIDENCE_ROOT": f"{settings.MEDIA_ROOT}/evidence"}
+    assert ids(MODERATION=conf) == ["moderation.W001"]
+
+
+def test_label_overrides_change_risk():
+    from moderation.labels import risk_of
+
+    assert risk_of("pt_qrCode", 90) == "medium"
+    assert risk_of("pt_qrCode", 10) == "none"  # below the threshold
+    assert risk_of("violent_explosion_lib", 100) == "high"
+    assert risk_of("contraband_drug_tii", 80) == "high"
+    assert risk_of("some_new_label", 1) == "medium"
+    with override_settings(MODERATION={"LABELS": {"pt_qrCode": {"risk_level": "low"}}}):
+        assert risk_of("pt_qrCode", 90) == "low"
