@@ -79,11 +79,11 @@ class Registration:
                     f"policy {level!r}: {suggestion!r} - expected risk levels {RISK_LEVELS} "
                     f"mapped to suggestions {SUGGESTIONS}"
                 )
-        if isinstance(self.on_block, str) and self.on_block not in ON_BLOCK_CHOICES:
-            if "." not in self.on_block:
-                raise ImproperlyConfigured(
-                    f"on_block={self.on_block!r}: use 'flag', 'hide' or a dotted path"
-                )
+        if (isinstance(self.on_block, str) and self.on_block not in ON_BLOCK_CHOICES
+                and "." not in self.on_block):
+            raise ImproperlyConfigured(
+                f"on_block={self.on_block!r}: use 'flag', 'hide' or a dotted path"
+            )
         if self.on_block == "hide":
             try:
                 hide = opts.get_field(self.hide_field)

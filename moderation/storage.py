@@ -7,7 +7,7 @@ on purpose, so a template cannot leak it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -21,7 +21,7 @@ class PrivateFileSystemStorage(FileSystemStorage):
         raise ValueError("evidence has no public URL; use moderation:evidence")
 
 
-@lru_cache(maxsize=None)
+@cache
 def evidence_storage() -> Storage:
     alias = moderation_settings.EVIDENCE_STORAGE
     if alias and alias in getattr(settings, "STORAGES", {}):

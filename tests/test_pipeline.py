@@ -109,7 +109,7 @@ def test_callable_block_action(photo_job, scripted, django_capture_on_commit_cal
     BLOCKED.clear()
     scripted.script.append(result("high", "x_lib"))
     pipeline.process(job.pk)
-    assert BLOCKED == [(photo.pk, job.pk)]
+    assert [(photo.pk, job.pk)] == BLOCKED
 
 
 BLOCKED: list = []

@@ -63,7 +63,7 @@ def qcluster():
     proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # the cluster stops its own workers
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:

@@ -26,7 +26,8 @@ def queue_size() -> int:
     return get_broker().queue_size()
 
 
-def test_new_file_creates_one_job_enqueued_on_commit(image_file, django_capture_on_commit_callbacks):
+def test_new_file_creates_one_job_enqueued_on_commit(image_file,
+                                                     django_capture_on_commit_callbacks):
     before = queue_size()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         photo = Photo.objects.create(title="a", image=image_file())
@@ -120,10 +121,10 @@ def _sha(storage, name):
 
 def test_rolled_back_transaction_submits_nothing(image_file, django_capture_on_commit_callbacks):
     before = queue_size()
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            Photo.objects.create(image=image_file())
-            raise RuntimeError("rollback")
+    with (django_capture_on_commit_callbacks(execute=True) as callbacks,
+          pytest.raises(RuntimeError), transaction.atomic()):
+        Photo.objects.create(image=image_file())
+        raise RuntimeError("rollback")
     assert callbacks == []
     assert not Job.objects.exists()
     assert queue_size() == before

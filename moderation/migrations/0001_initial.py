@@ -2,10 +2,11 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import moderation.models
-import moderation.storage
 from django.conf import settings
 from django.db import migrations, models
+
+import moderation.models
+import moderation.storage
 
 
 class Migration(migrations.Migration):

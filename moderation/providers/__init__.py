@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from django.utils.module_loading import import_string
 
@@ -42,7 +42,7 @@ class UnknownProvider(ModerationError, LookupError):
     code = "unknown_provider"
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_provider(alias: str | None = None) -> Provider:
     """The configured provider for ``alias`` (the default provider when None).
 

@@ -70,7 +70,7 @@ class Media:
         return cls(
             name=os.path.basename(path),
             kind=kind,
-            opener=lambda: open(path, "rb"),  # noqa: SIM115 - caller closes
+            opener=lambda: open(path, "rb"),
             size=os.path.getsize(path),
         )
 

@@ -78,7 +78,8 @@ def render_table(path: str, data: dict) -> str:
         f"  suggestion: {data['suggestion']}   risk level: {data['risk_level']}",
         "  labels:",
     ]
-    for lbl in data["labels"] or [{"label": "-", "confidence": 0, "risk_level": "", "description": ""}]:
+    none = {"label": "-", "confidence": 0, "risk_level": "", "description": ""}
+    for lbl in data["labels"] or [none]:
         lines.append(f"    {lbl['label']:<34} {lbl['confidence']:>6.1f}  {lbl['risk_level']:<6} "
                      f"{lbl.get('description', '')}".rstrip())
     if len(data["frames"]) > 1:

@@ -67,7 +67,8 @@ class Command(BaseCommand):
         for job in jobs.order_by("pk"):
             outcome = job.suggestion or job.status
             labels = ", ".join(job.labels) or "-"
+            error = f"  {job.error_message}" if job.error_message else ""
             self.stdout.write(f"  {job.content_object}: {outcome:<7} risk {job.risk_level:<6} "
-                              f"labels {labels}{'  ' + job.error_message if job.error_message else ''}")
+                              f"labels {labels}{error}")
         if jobs.unfinished().exists():
             self.stdout.write(self.style.WARNING("Some jobs are still running; see the admin."))
