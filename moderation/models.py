@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -330,3 +330,18 @@ class HashEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.list_type}:{self.label or '-'}:{self.pdq[:12]}"
+
+
+def delete_evidence_file(sender, instance, using=None, **kwargs) -> None:
+    """Evidence goes with its row (replaced results, purges, deleted jobs), once the
+    deletion has committed: a rolled-back ingest keeps its files."""
+    for fieldfile in (getattr(instance, "thumbnail", None), getattr(instance, "clip", None)):
+        if fieldfile:
+            storage, name = fieldfile.storage, fieldfile.name
+            transaction.on_commit(lambda s=storage, n=name: s.delete(n), using=using)
+
+
+models.signals.post_delete.connect(delete_evidence_file, sender=Frame,
+                                   dispatch_uid="moderation.frame_evidence")
+models.signals.post_delete.connect(delete_evidence_file, sender=AudioSlice,
+                                   dispatch_uid="moderation.slice_evidence")

@@ -175,7 +175,7 @@ def process(job_id: int) -> str:
     except Exception as exc:  # a bug or a crash in an engine: visible, retryable
         logger.exception("moderation job %s crashed", job.pk)
         error = ModerationError(f"{type(exc).__name__}: {exc}", code="internal_error")
-        return handle_error(job, error, transient=True)
+        return handle_error(job, error)
     finally:
         Job.objects.filter(pk=job.pk, lease_until=lease).update(lease_until=None)
 
@@ -281,38 +281,39 @@ def backoff_seconds(attempt: int) -> float:
     return cap / 2 + random.uniform(0, cap / 2)
 
 
-def handle_error(job: Job, error: ModerationError, transient: bool | None = None) -> str:
+TERMINAL_ERRORS = (MediaError, NotSupported, AuthError, UnknownProvider)
+
+
+def handle_error(job: Job, error: ModerationError) -> str:
+    """Map a provider error onto the job: expire, fail, or retry later (see errors.py)."""
     job.refresh_from_db()
     if job.status not in UNFINISHED:
         return "skipped"
     job.error_code, job.error_message = error.code, error.message[:2000]
     if isinstance(error, Expired):
-        job.status = Status.EXPIRED
-        outcome = "expired"
-    elif isinstance(error, MediaError | NotSupported | AuthError | UnknownProvider):
-        job.status = Status.FAILED
-        outcome = "failed"
-    else:
-        retryable = isinstance(error, Throttled) or transient is not False
-        attempts = max(job.attempts, 1)
-        if isinstance(error, Throttled):
-            # Throttling is the provider's limit, not our failure: wait, don't count.
-            job.attempts = max(job.attempts - 1, 0)
-        if retryable and (isinstance(error, Throttled)
-                          or attempts < moderation_settings.MAX_ATTEMPTS):
-            job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
-            job.save(update_fields=["error_code", "error_message", "next_attempt_at",
-                                    "attempts", "updated_at"])
-            log(job, Action.RETRY_SCHEDULED, error.message, code=error.code)
-            return "retry"
-        job.status = Status.FAILED
-        outcome = "failed"
+        return _finish_unsuccessfully(job, Status.EXPIRED, Action.EXPIRED, error)
+    if isinstance(error, TERMINAL_ERRORS):
+        return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
+    attempts = max(job.attempts, 1)
+    if isinstance(error, Throttled):
+        # The provider's limit, not our failure: wait, and give the attempt back.
+        job.attempts = max(job.attempts - 1, 0)
+    elif attempts >= moderation_settings.MAX_ATTEMPTS:
+        return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
+    job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
+    job.save(update_fields=["error_code", "error_message", "next_attempt_at", "attempts",
+                            "updated_at"])
+    log(job, Action.RETRY_SCHEDULED, error.message, code=error.code)
+    return "retry"
+
+
+def _finish_unsuccessfully(job: Job, status: str, action: str, error: ModerationError) -> str:
+    job.status = status
     job.completed_at = timezone.now()
     job.save(update_fields=["status", "error_code", "error_message", "completed_at",
                             "updated_at"])
-    log(job, Action.EXPIRED if outcome == "expired" else Action.FAILED, error.message,
-        code=error.code)
-    return outcome
+    log(job, action, error.message, code=error.code)
+    return "expired" if status == Status.EXPIRED else "failed"
 
 
 # --- ingest and decide --------------------------------------------------------------------

@@ -49,6 +49,7 @@ def test_job_list_and_page_render(client, admin_user, finished_jobs):
                                            args=[job.frames.get().pk]) in body
     detail = client.get(reverse("admin:moderation_job_change", args=[job.pk]))
     assert detail.status_code == 200
+    assert "Flagged frames (1)" in detail.content.decode()
     assert "pt_qrCode" in detail.content.decode()
     for flt in ("?status__exact=done", "?risk_level__exact=medium", "?q=p1"):
         assert client.get(reverse("admin:moderation_job_changelist") + flt).status_code == 200

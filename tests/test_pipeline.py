@@ -306,3 +306,21 @@ def test_moderator_decisions(photo_job, scripted, received, django_capture_on_co
     assert photo.hidden and "blocked" in names(received)
     with pytest.raises(ValueError):
         pipeline.resolve(job, "maybe")
+
+
+def test_replaced_and_deleted_evidence_leaves_no_files(photo_job, scripted,
+                                                       django_capture_on_commit_callbacks):
+    photo, job = photo_job()
+    Job.objects.filter(pk=job.pk).update(status=Status.IN_PROGRESS)
+    pipeline.ingest(job, result("medium", "pt_qrCode"))
+    first = Frame.objects.get(job=job).thumbnail
+    storage, first_name = first.storage, first.name
+    assert storage.exists(first_name)
+    Job.objects.filter(pk=job.pk).update(status=Status.IN_PROGRESS)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.ingest(job, result("medium", "pt_qrCode"))
+    assert not storage.exists(first_name)  # the replaced row took its file along
+    second_name = Frame.objects.get(job=job).thumbnail.name
+    with django_capture_on_commit_callbacks(execute=True):
+        job.delete()
+    assert not storage.exists(second_name)

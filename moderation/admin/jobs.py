@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -76,12 +76,12 @@ class ReviewEventInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "thumb", "content_link", "field_name", "media_kind", "status",
-        "suggestion", "risk", "label_text", "review_state", "decision", "created_at",
+        "id", "thumb", "content_link", "media_kind", "status", "risk", "label_text",
+        "outcome", "created_at",
     )
     list_filter = (
         "status", "suggestion", "risk_level", "review_state", "media_kind", "provider",
-        "content_type",
+        ("content_type", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("=id", "data_id", "provider_task_id", "object_id", "file_name",
                      "error_message")
@@ -89,6 +89,8 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ("content_type",)
     actions = ["retry_jobs"]
     inlines = [FrameInline, AudioSliceInline, ReviewEventInline]
+    change_form_template = "moderation/admin/job_change_form.html"
+    flagged_strip_size = 24
     fieldsets = (
         (None, {"fields": ("content_link", "field_name", "file_name", "media_kind",
                            "file_size", "sha256")}),
@@ -111,6 +113,14 @@ class JobAdmin(admin.ModelAdmin):
                                         .values("pk")[:1]))
             .prefetch_related("content_object")
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        flagged = Frame.objects.filter(job_id=object_id).exclude(risk_level="none")
+        total = flagged.count()
+        frames = list(flagged.prefetch_related("labels")[: self.flagged_strip_size])
+        extra = {"flagged_frames": frames, "flagged_total": total,
+                 "flagged_more": total > len(frames)}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_readonly_fields(self, request, obj=None):
         names = [f.name for f in Job._meta.fields]
@@ -136,9 +146,17 @@ class JobAdmin(admin.ModelAdmin):
                 f"admin:{obj.content_type.app_label}_{obj.content_type.model}_change",
                 args=[obj.object_id],
             )
-        except Exception:  # not in this admin site
-            return str(target)
-        return format_html('<a href="{}">{}</a>', url, target)
+        except NoReverseMatch:  # not in this admin site
+            return format_html("{} · {}", target, obj.field_name)
+        return format_html('<a href="{}">{}</a> · {}', url, target, obj.field_name)
+
+    @admin.display(description=_("outcome"), ordering="suggestion")
+    def outcome(self, obj):
+        if obj.status != Status.DONE:
+            return obj.error_code or "-"
+        if obj.review_state == "pending":
+            return format_html("<b>{}</b>", _("needs review"))
+        return obj.get_decision_display() or obj.suggestion
 
     @admin.display(description=_("risk"))
     def risk(self, obj):
