@@ -84,8 +84,11 @@ else:
 Q_CLUSTER = {
     "name": "moderation",
     "workers": int(os.environ.get("DEMO_Q_WORKERS", "2")),
-    "timeout": 600,
-    "retry": 900,
+    # Above MODERATION["LIVE_MAX_DURATION"] (3600 s): a live stream is one long task.
+    "timeout": 3700,
+    "retry": 3800,
+    # Lets the local engine use child processes inside a worker (both cores per video).
+    "daemonize_workers": False,
     "max_attempts": 2,
     "recycle": 200,
     "catch_up": False,

@@ -11,7 +11,9 @@
 | moderation.E007 | an invalid LABELS override                                       |
 | moderation.E008 | an unknown MODERATION key (a typo would be silently ignored)     |
 | moderation.E009 | the local provider's packages are missing (the ``local`` extra)  |
+| moderation.E010 | VIDEO_INTERVAL / VIDEO_MAX_FRAMES out of range                   |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
+| moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.utils.module_loading import import_string
 from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
 from .providers.result import RISK_LEVELS, SUGGESTIONS
+from .registry import validate_frame_options
 
 LOCAL_PACKAGES = {
     "numpy": "numpy",
@@ -128,8 +131,32 @@ def check_settings(app_configs=None, **kwargs):
     for problem in validate_overrides(moderation_settings.LABELS):
         errors.append(Error(f"MODERATION['LABELS'] {problem}", id="moderation.E007"))
 
+    problem = validate_frame_options(moderation_settings.VIDEO_INTERVAL,
+                                     moderation_settings.VIDEO_MAX_FRAMES)
+    if problem:
+        errors.append(Error(f"MODERATION video defaults: {problem}", id="moderation.E010"))
     errors.extend(_check_evidence_location())
+    errors.extend(_check_task_timeout())
     return errors
+
+
+def _check_task_timeout():
+    """django-q2 kills a task after Q_CLUSTER["timeout"]; a live stream is followed for up
+    to LIVE_MAX_DURATION inside one task."""
+    cluster = getattr(settings, "Q_CLUSTER", None)
+    if not isinstance(cluster, dict) or cluster.get("timeout") is None:
+        return []
+    needed = moderation_settings.LIVE_MAX_DURATION + 60
+    if cluster["timeout"] < needed:
+        return [Warning(
+            f"Q_CLUSTER['timeout'] = {cluster['timeout']} s: live streams are followed for up "
+            f"to LIVE_MAX_DURATION = {moderation_settings.LIVE_MAX_DURATION} s in one task "
+            "and would be killed.",
+            hint=f"Set Q_CLUSTER['timeout'] >= {needed} (and 'retry' above it), or lower "
+                 "MODERATION['LIVE_MAX_DURATION'].",
+            id="moderation.W002",
+        )]
+    return []
 
 
 def _check_evidence_location():

@@ -46,6 +46,15 @@ DEFAULTS: dict[str, Any] = {
     # Input limits.
     "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Video: defaults of the frame capture (per registration: interval=, max_frames=).
+    "VIDEO_INTERVAL": 1,  # seconds between captured frames, 1..600
+    "VIDEO_MAX_FRAMES": 200,  # 5..3600
+    "MAX_VIDEO_BYTES": 500 * 1024 * 1024,
+    # Live streams: chunk length and the longest a stream is followed.
+    "LIVE_CHUNK_SECONDS": 10,
+    "LIVE_MAX_DURATION": 3600,
+    # Fetching remote media ourselves (live streams): refuse private addresses (SSRF).
+    "ALLOW_PRIVATE_ADDRESSES": False,
     # Public https base URL of the site, for callbacks and signed media URLs.
     "PUBLIC_BASE_URL": "",
     "CALLBACK_BASE_URL": "",

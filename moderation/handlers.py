@@ -16,6 +16,7 @@ from django.db.models import signals
 from django.db.models.fields.files import FieldFile
 
 from . import pipeline
+from .media import stored_name
 from .registry import registry
 
 _SNAPSHOT = "_moderation_names"
@@ -36,15 +37,6 @@ def disconnect(model) -> None:
     signals.pre_save.disconnect(sender=model, dispatch_uid=uid)
     signals.post_save.disconnect(sender=model, dispatch_uid=uid)
     signals.post_delete.disconnect(sender=model, dispatch_uid=uid)
-
-
-def stored_name(value) -> str:
-    """The stored name of a file field value, or the text of a URL field."""
-    if isinstance(value, FieldFile):
-        return value.name or ""
-    if hasattr(value, "name"):
-        return value.name or ""
-    return value or ""
 
 
 def remember_names(sender, instance, **kwargs) -> None:

@@ -33,6 +33,10 @@ DEFAULT_LABELS: dict[str, LabelRule] = {
         "medium", 50, "text with contact details or traffic diversion"
     ),
     "profanity_offensive_tii": LabelRule("medium", 50, "profanity in text"),
+    # Speech (Alibaba 1.0 audio antispam vocabulary).
+    "profanity": LabelRule("medium", 50, "profanity in speech"),
+    "ad": LabelRule("medium", 50, "advertising or traffic diversion in speech"),
+    "C_customized": LabelRule("high", 50, "a configured keyword in speech"),
 }
 
 # Families matched by suffix when a label has no entry of its own.

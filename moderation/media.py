@@ -20,6 +20,18 @@ VIDEO_SUFFIXES = {
 }
 
 
+def stored_name(value) -> str:
+    """The stored name of a file field value, or the text of a URL field."""
+    if hasattr(value, "name"):
+        return value.name or ""
+    return value or ""
+
+
+def is_url(name: str) -> bool:
+    scheme, sep, _ = name.partition("://")
+    return bool(sep) and scheme.isalpha()
+
+
 def guess_kind(field: models.Field, name: str) -> str:
     """Media kind from the field type and the file name or URL."""
     if isinstance(field, models.ImageField):
@@ -53,14 +65,52 @@ def file_sha256(fieldfile: FieldFile, name: str | None = None) -> str:
 def media_for(value, name: str, kind: str) -> Media:
     """A Media that reads ``name`` from the field's storage (or points at a URL)."""
     if isinstance(value, FieldFile):
-        storage = value.storage
-
-        def opener():
-            return storage.open(name, "rb")
-
-        try:
-            size = storage.size(name)
-        except (OSError, NotImplementedError):
-            size = None
-        return Media(name=name, kind=kind, opener=opener, size=size)
+        return _media_from_storage(value.storage, name, kind)
     return Media(name=name, kind=kind, url=name)
+
+
+def _media_from_storage(storage, name: str, kind: str) -> Media:
+    def opener():
+        return storage.open(name, "rb")
+
+    try:
+        size = storage.size(name)
+    except (OSError, NotImplementedError):  # missing files fail later, with a clear code
+        size = None
+    try:
+        path = storage.path(name)
+    except NotImplementedError:  # remote storages have no local path
+        path = ""
+    return Media(name=name, kind=kind, opener=opener, size=size, path=path)
+
+
+# --- ad-hoc inputs (no model field): kept in evidence storage under inputs/ ----------------
+
+
+def save_adhoc_input(data_id: str, name: str, content: bytes) -> str:
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from .storage import evidence_storage
+
+    day = timezone.now().strftime("%Y/%m/%d")
+    safe = PurePosixPath(name).name or "input"
+    return evidence_storage().save(f"inputs/{day}/{data_id}/{safe}", ContentFile(content))
+
+
+def adhoc_media(job) -> Media:
+    """The Media of a job without a content object (see pipeline.create_adhoc_job)."""
+    from .storage import evidence_storage
+
+    storage = evidence_storage()
+    if job.media_kind == "frames":
+        frames = []
+        for offset, name in job.options.get("frames", []):
+            with storage.open(name, "rb") as fh:
+                frames.append((float(offset), fh.read()))
+        return Media(name=job.file_name, kind="frames", frames=frames,
+                     size=sum(len(data) for _, data in frames))
+    if is_url(job.file_name):
+        return Media(name=job.file_name, kind=job.media_kind, url=job.file_name)
+
+    return _media_from_storage(storage, job.file_name, job.media_kind)

@@ -111,9 +111,12 @@ class JobQuerySet(models.QuerySet):
 class Job(models.Model):
     """One moderation of one media field of one object by one provider."""
 
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    # Empty for ad-hoc jobs (the moderate command, the API), whose input is kept in
+    # evidence storage under inputs/.
+    content_type = models.ForeignKey(ContentType, null=True, blank=True,
+                                     on_delete=models.CASCADE)
     # Text, so that integer, UUID and string primary keys all fit (str(pk)).
-    object_id = models.CharField(max_length=255, db_index=True)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
     content_object = GenericForeignKey("content_type", "object_id")
     field_name = models.CharField(max_length=100, blank=True)
     file_name = models.CharField(max_length=500, blank=True, help_text=_("stored name"))
@@ -127,6 +130,8 @@ class Job(models.Model):
     seed = models.CharField(max_length=64, default=_new_seed, editable=False)
     scenes = models.JSONField(default=list, blank=True)
     biz_type = models.CharField(max_length=100, blank=True)
+    # Per-job provider options: interval, max_frames, audio, chunk_seconds, ...
+    options = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -198,6 +203,10 @@ class Job(models.Model):
     @property
     def showable(self) -> bool:
         return self.decision in SHOWABLE
+
+    @property
+    def is_adhoc(self) -> bool:
+        return self.content_type_id is None
 
 
 class Frame(models.Model):

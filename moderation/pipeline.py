@@ -15,13 +15,13 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from . import signals
 from .conf import moderation_settings
 from .libraries import hash_library
-from .media import file_sha256, guess_kind, media_for
+from .media import adhoc_media, file_sha256, guess_kind, media_for, save_adhoc_input, stored_name
 from .models import (
     UNFINISHED,
     AudioSlice,
@@ -29,6 +29,7 @@ from .models import (
     Frame,
     FrameLabel,
     Job,
+    MediaKind,
     ReviewEvent,
     ReviewState,
     Status,
@@ -37,6 +38,7 @@ from .policy import apply_block, apply_unblock, suggestion_for
 from .providers import (
     AuthError,
     Expired,
+    Media,
     MediaError,
     ModerationError,
     ModerationRequest,
@@ -46,6 +48,7 @@ from .providers import (
     UnknownProvider,
     get_provider,
 )
+from .providers.result import worst_risk
 from .registry import Registration, registry
 
 logger = logging.getLogger(__name__)
@@ -86,8 +89,49 @@ def create_job(instance, registration: Registration, field_name: str, *, sha256:
         provider=registration.provider_alias(),
         scenes=list(registration.scenes),
         biz_type=registration.biz_type,
+        options=registration.job_options(),
     )
     log(job, Action.CREATED)
+    return job
+
+
+def create_adhoc_job(*, kind: str | None = None, name: str = "", content: bytes | None = None,
+                     url: str = "", frames: list[tuple[float, bytes]] | None = None,
+                     provider: str | None = None, scenes: list[str] | None = None,
+                     biz_type: str = "", options: dict | None = None) -> Job:
+    """A job for media that belongs to no model field: one file (``name`` + ``content``),
+    a URL (video file or live stream), or a frame sequence of (offset, image bytes).
+
+    The input is kept in evidence storage (private) so that a worker can read it; the job
+    is enqueued when the transaction commits.
+    """
+    from .conf import moderation_settings as conf
+    from .models import _new_data_id
+
+    given = [x for x in (content is not None, bool(url), frames is not None) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of content, url or frames")
+    data_id = _new_data_id()
+    job_options = dict(options or {})
+    if frames is not None:
+        kind = "frames"
+        stored = [[float(offset), save_adhoc_input(data_id, f"{i:05d}.img", data)]
+                  for i, (offset, data) in enumerate(frames)]
+        job_options["frames"] = stored
+        file_name = f"{len(stored)} frames"
+    elif url:
+        kind = kind or guess_kind(models.URLField(), url)
+        file_name = url
+    else:
+        kind = kind or guess_kind(models.FileField(), name)
+        file_name = save_adhoc_input(data_id, name, content)
+    job = Job.objects.create(
+        data_id=data_id, field_name="", file_name=file_name, media_kind=kind,
+        provider=provider or conf.DEFAULT_PROVIDER, scenes=list(scenes or []),
+        biz_type=biz_type, options=job_options,
+    )
+    log(job, Action.CREATED)
+    transaction.on_commit(lambda: enqueue(job.pk))
     return job
 
 
@@ -158,17 +202,42 @@ def retry(job: Job, actor=None) -> Job:
 # --- the worker's step --------------------------------------------------------------------
 
 
+class Lease:
+    """A worker's hold on a job: taken with one conditional UPDATE, renewed by long
+    steps (live streams), released at the end."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.until = None
+
+    def _new_until(self):
+        return timezone.now() + timedelta(seconds=moderation_settings.LEASE_SECONDS)
+
+    def take(self) -> bool:
+        until = self._new_until()
+        if Job.objects.due().filter(pk=self.job_id).update(lease_until=until):
+            self.until = until
+            return True
+        return False
+
+    def renew(self) -> None:
+        until = self._new_until()
+        if Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=until):
+            self.until = until
+
+    def release(self) -> None:
+        Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=None)
+
+
 def process(job_id: int) -> str:
     """Advance one job by one step. Returns what happened (for logs and tests)."""
-    now = timezone.now()
-    lease = now + timedelta(seconds=moderation_settings.LEASE_SECONDS)
-    taken = Job.objects.due(now).filter(pk=job_id).update(lease_until=lease)
-    if not taken:
+    lease = Lease(job_id)
+    if not lease.take():
         return "skipped"
     job = Job.objects.get(pk=job_id)
     try:
         if job.status == Status.PENDING:
-            return submit(job)
+            return submit(job, lease)
         return poll(job)
     except ModerationError as exc:
         return handle_error(job, exc)
@@ -177,22 +246,31 @@ def process(job_id: int) -> str:
         error = ModerationError(f"{type(exc).__name__}: {exc}", code="internal_error")
         return handle_error(job, error)
     finally:
-        Job.objects.filter(pk=job.pk, lease_until=lease).update(lease_until=None)
+        lease.release()
 
 
-def submit(job: Job) -> str:
+def media_of(job: Job) -> Media | None:
+    """What the job moderates, or None when it no longer exists (the job is cancelled)."""
+    if job.is_adhoc:
+        return adhoc_media(job)
     instance = job.content_object
     if instance is None:
         _cancel(Job.objects.filter(pk=job.pk), "the object no longer exists")
-        return "cancelled"
+        return None
     value = getattr(instance, job.field_name)
-    if (value.name if hasattr(value, "name") else value) != job.file_name:
+    if stored_name(value) != job.file_name:
         _cancel(Job.objects.filter(pk=job.pk), "superseded by a newer file")
+        return None
+    return media_for(value, job.file_name, job.media_kind)
+
+
+def submit(job: Job, lease: Lease | None = None) -> str:
+    media = media_of(job)
+    if media is None:
         return "cancelled"
-    media = media_for(value, job.file_name, job.media_kind)
-    if media.opener is not None:
+    if media.has_bytes:
         try:
-            job.sha256 = job.sha256 or file_sha256(value, job.file_name)
+            job.sha256 = job.sha256 or media.sha256()
         except FileNotFoundError as exc:
             raise MediaError(f"file {job.file_name!r} is missing from storage",
                              code="file_missing") from exc
@@ -211,7 +289,10 @@ def submit(job: Job) -> str:
 
     provider = get_provider(job.provider)
     provider.check_media(media)
-    result = provider.submit(media, build_request(job, provider))
+    request = build_request(job, provider)
+    if job.media_kind == MediaKind.LIVE:
+        return follow_stream(job, provider.stream(media, request), lease)
+    result = provider.submit(media, request)
     _after_commit(signals.job_submitted, job)
     log(job, Action.SUBMITTED)
     if result.finished:
@@ -219,6 +300,89 @@ def submit(job: Job) -> str:
         return "done"
     _await(job, result)
     return "submitted"
+
+
+def follow_stream(job: Job, partials, lease: Lease | None) -> str:
+    """Ingest a live stream's partial results as they come.
+
+    Rows appear while the job is ``in_progress``; a block fires at once (block action and
+    ``content_blocked``); the job ends when the stream does, at the provider's maximum
+    duration, or when it is cancelled (checked between chunks).
+    """
+    _after_commit(signals.job_submitted, job)
+    log(job, Action.SUBMITTED)
+    Job.objects.filter(pk=job.pk).update(status=Status.IN_PROGRESS)
+    progress = Result(status="in_progress")
+    blocked = False
+    try:
+        for partial in partials:
+            if Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists():
+                return "cancelled"
+            blocked = ingest_partial(job, partial, progress, already_blocked=blocked)
+            if lease is not None:
+                lease.renew()
+            if partial.status == "done":
+                break
+    finally:
+        if hasattr(partials, "close"):
+            partials.close()  # stops the provider's reader (closes the stream)
+    finish_stream(job, progress, already_blocked=blocked)
+    return "done"
+
+
+def ingest_partial(job: Job, partial: Result, progress: Result, already_blocked: bool) -> bool:
+    """Append one chunk's rows; returns whether the content is blocked by now."""
+    evidence = _store_evidence(job, partial)
+    progress.frames += partial.frames
+    progress.slices += partial.slices
+    progress.risk_level = worst_risk([progress.risk_level, partial.risk_level])
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.status not in UNFINISHED:
+            return already_blocked
+        _write_frames(locked, partial, evidence)
+        _write_slices(locked, partial, evidence)
+        locked.risk_level = progress.risk_level
+        locked.labels = sorted({lbl.label for lbl in progress.all_labels()
+                                if lbl.risk_level != "none"})
+        locked.frame_summary = _summary(progress.frames)
+        locked.audio_summary = _summary(progress.slices)
+        locked.status = Status.IN_PROGRESS
+        locked.save(update_fields=["risk_level", "labels", "frame_summary", "audio_summary",
+                                   "status", "updated_at"])
+        _after_commit(signals.job_progress, locked, result=partial)
+        registration = registration_for(locked)
+        if already_blocked or suggestion_for(partial.risk_level, registration) != "block":
+            return already_blocked
+        log(locked, Action.AUTO_BLOCK, "blocked mid-stream", offset=_first_offset(partial))
+        instance = locked.content_object
+        if instance is not None and registration is not None:
+            apply_block(instance, registration, locked)
+        _after_commit(signals.content_blocked, locked, instance=instance)
+    return True
+
+
+def _first_offset(result: Result) -> float:
+    offsets = [f.offset for f in result.frames if f.risk_level != "none"]
+    offsets += [s.start for s in result.slices if s.risk_level != "none"]
+    return min(offsets, default=0.0)
+
+
+def finish_stream(job: Job, progress: Result, already_blocked: bool) -> None:
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.status not in UNFINISHED:
+            return
+        progress.status = "done"
+        progress.frame_summary = locked.frame_summary
+        progress.audio_summary = locked.audio_summary
+        locked.status = Status.DONE
+        locked.result = progress.to_dict()
+        locked.completed_at = timezone.now()
+        locked.next_attempt_at = None
+        locked.save()
+        log(locked, Action.COMPLETED, risk_level=locked.risk_level)
+        decide(locked, already_blocked=already_blocked)
 
 
 def poll(job: Job) -> str:
@@ -245,6 +409,7 @@ def build_request(job: Job, provider) -> ModerationRequest:
         data_id=job.data_id,
         seed=job.seed,
         libraries=hash_library(),
+        options={k: v for k, v in (job.options or {}).items() if k != "frames"},
     )
 
 
@@ -256,8 +421,14 @@ def reusable_result(job: Job) -> Job | None:
         sha256=job.sha256, provider=job.provider, biz_type=job.biz_type,
         media_kind=job.media_kind, status=Status.DONE, result__isnull=False,
     ).exclude(pk=job.pk).order_by("-completed_at")
-    wanted = sorted(job.scenes or [])
-    return next((c for c in candidates[:20] if sorted(c.scenes or []) == wanted), None)
+    wanted = (sorted(job.scenes or []), _reuse_options(job))
+    return next((c for c in candidates[:20]
+                 if (sorted(c.scenes or []), _reuse_options(c)) == wanted), None)
+
+
+def _reuse_options(job: Job) -> dict:
+    """The options that change a result (not where an ad-hoc input is stored)."""
+    return {k: v for k, v in (job.options or {}).items() if k != "frames"}
 
 
 def copy_evidence_and_ingest(job: Job, earlier: Job) -> None:
@@ -412,7 +583,7 @@ def registration_for(job: Job) -> Registration | None:
     return registry.get(model) if model else None
 
 
-def decide(job: Job) -> str:
+def decide(job: Job, already_blocked: bool = False) -> str:
     """Apply the policy to a finished job (inside the ingest transaction)."""
     registration = registration_for(job)
     suggestion = suggestion_for(job.risk_level, registration)
@@ -426,11 +597,12 @@ def decide(job: Job) -> str:
         _after_commit(signals.review_required, job)
     else:
         job.decision, job.review_state = Decision.AUTO_BLOCK, ReviewState.NONE
-        log(job, Action.AUTO_BLOCK)
-        instance = job.content_object
-        if instance is not None and registration is not None:
-            apply_block(instance, registration, job)
-        _after_commit(signals.content_blocked, job, instance=instance)
+        if not already_blocked:  # a live stream may have blocked mid-way
+            log(job, Action.AUTO_BLOCK)
+            instance = job.content_object
+            if instance is not None and registration is not None:
+                apply_block(instance, registration, job)
+            _after_commit(signals.content_blocked, job, instance=instance)
     job.save(update_fields=["suggestion", "decision", "review_state", "updated_at"])
     _after_commit(signals.job_completed, job)
     return suggestion

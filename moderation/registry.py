@@ -23,6 +23,19 @@ from .providers.result import RISK_LEVELS, SUGGESTIONS
 ON_BLOCK_CHOICES = ("flag", "hide")
 
 
+INTERVAL_RANGE = (1, 600)  # seconds, as Alibaba's video scan
+MAX_FRAMES_RANGE = (5, 3600)
+
+
+def validate_frame_options(interval, max_frames) -> str:
+    """A readable problem with frame-capture options, or "" (shared with the command)."""
+    if interval is not None and not INTERVAL_RANGE[0] <= interval <= INTERVAL_RANGE[1]:
+        return f"interval={interval!r} must be within {INTERVAL_RANGE} seconds"
+    if max_frames is not None and not MAX_FRAMES_RANGE[0] <= max_frames <= MAX_FRAMES_RANGE[1]:
+        return f"max_frames={max_frames!r} must be within {MAX_FRAMES_RANGE}"
+    return ""
+
+
 class AlreadyRegistered(ImproperlyConfigured):
     pass
 
@@ -42,6 +55,21 @@ class Registration:
     policy: dict[str, str] = field(default_factory=dict)  # risk level -> suggestion overrides
     on_block: str | Callable[..., Any] = "flag"
     hide_field: str = "hidden"
+    # Video: one frame every `interval` s (1..600), at most `max_frames` (5..3600);
+    # None: the provider's defaults. `audio`: moderate the soundtrack too.
+    interval: float | None = None
+    max_frames: int | None = None
+    audio: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # more provider options
+
+    def job_options(self) -> dict[str, Any]:
+        opts = dict(self.options)
+        if self.interval is not None:
+            opts["interval"] = self.interval
+        if self.max_frames is not None:
+            opts["max_frames"] = self.max_frames
+        opts["audio"] = self.audio
+        return opts
 
     def provider_alias(self) -> str:
         from .conf import moderation_settings
@@ -79,6 +107,9 @@ class Registration:
                     f"policy {level!r}: {suggestion!r} - expected risk levels {RISK_LEVELS} "
                     f"mapped to suggestions {SUGGESTIONS}"
                 )
+        problem = validate_frame_options(self.interval, self.max_frames)
+        if problem:
+            raise ImproperlyConfigured(f"moderation.register({opts.label}): {problem}")
         if (isinstance(self.on_block, str) and self.on_block not in ON_BLOCK_CHOICES
                 and "." not in self.on_block):
             raise ImproperlyConfigured(

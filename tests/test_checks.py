@@ -81,6 +81,14 @@ def test_typo_in_setting_name():
     assert ids(MODERATION={"DEFAULT_PROVIDR": "local"}) == ["moderation.E008"]
 
 
+def test_video_defaults_and_task_timeout(settings):
+    assert ids(MODERATION={"VIDEO_INTERVAL": 0}) == ["moderation.E010"]
+    assert ids(MODERATION={"VIDEO_MAX_FRAMES": 4000}) == ["moderation.E010"]
+    assert ids(Q_CLUSTER={**settings.Q_CLUSTER, "timeout": 600}) == ["moderation.W002"]
+    assert ids(Q_CLUSTER={**settings.Q_CLUSTER, "timeout": 600},
+               MODERATION={"LIVE_MAX_DURATION": 300}) == []
+
+
 def test_evidence_inside_media_root_warns(settings):
     conf = {"EVIDENCE_ROOT": f"{settings.MEDIA_ROOT}/evidence"}
     assert ids(MODERATION=conf) == ["moderation.W001"]

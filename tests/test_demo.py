@@ -36,6 +36,14 @@ def test_upload_form_requires_media(client):
     assert not Post.objects.exists()
 
 
+def test_upload_of_a_stream_url(client):
+    response = client.post(reverse("blog:upload"), {"title": "live",
+                                                   "stream_url": "https://example.com/a.m3u8"})
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert (job.media_kind, job.field_name) == ("live", "stream_url")
+
+
 def test_list_shows_passed_posts_and_hides_blocked_ones(client, image_file):
     shown = Post.objects.create(title="fine", image=image_file())
     blocked = Post.objects.create(title="bad", image=image_file("b.png", color=(0, 0, 0)))

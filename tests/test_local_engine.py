@@ -267,6 +267,8 @@ def test_byte_limit_from_options():
     assert error.value.code == "file_too_large"
 
 
-def test_only_images_for_now(provider):
+def test_capabilities_and_unsupported_kinds(provider):
+    assert {"image", "video", "audio", "frames", "live", "sync"} <= provider.capabilities
+    assert not provider.supports("feedback")
     with pytest.raises(NotSupported):
-        provider.submit(media(b"\0" * 10, "clip.mp4", kind="video"), ModerationRequest())
+        provider.submit(media(b"\0" * 10, "x.bin", kind="hologram"), ModerationRequest())

@@ -24,6 +24,10 @@ def test_register_validates_fields(register):
         register(Photo, fields=["image"], kinds={"image": "hologram"})
     with pytest.raises(ImproperlyConfigured, match="on_block"):
         register(Photo, fields=["image"], on_block="vanish")
+    with pytest.raises(ImproperlyConfigured, match="interval"):
+        register(Photo, fields=["image"], interval=0.5)
+    with pytest.raises(ImproperlyConfigured, match="max_frames"):
+        register(Photo, fields=["image"], max_frames=3601)
 
 
 def test_register_twice_and_unregister(register):
@@ -40,7 +44,8 @@ def test_demo_post_is_registered_by_autodiscovery():
     from moderation.registry import registry
 
     reg = registry.get(Post)
-    assert reg is not None and reg.fields == ["image", "video"] and reg.on_block == "hide"
+    assert reg is not None and reg.fields == ["image", "video", "stream_url"]
+    assert reg.on_block == "hide" and reg.kinds == {"video": "video", "stream_url": "live"}
 
 
 @pytest.mark.parametrize("field,name,kind", [

@@ -4,4 +4,9 @@ import moderation
 
 from .models import Post
 
-moderation.register(Post, fields=["image", "video"], on_block="hide", kinds={"video": "video"})
+moderation.register(
+    Post,
+    fields=["image", "video", "stream_url"],
+    on_block="hide",
+    kinds={"video": "video", "stream_url": "live"},
+)

@@ -42,6 +42,14 @@ class Media:
     opener: Callable[[], IO[bytes]] | None = None
     url: str = ""
     size: int | None = None
+    # A local filesystem path when the storage has one (decoders seek faster on files).
+    path: str = ""
+    # A frame sequence (kind "frames"): (offset seconds, image bytes) in order.
+    frames: list[tuple[float, bytes]] | None = None
+
+    @property
+    def has_bytes(self) -> bool:
+        return self.opener is not None or self.frames is not None
 
     def open(self) -> IO[bytes]:
         if self.opener is None:
@@ -59,8 +67,13 @@ class Media:
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
-        for chunk in self.chunks():
-            digest.update(chunk)
+        if self.frames is not None:
+            for offset, data in self.frames:
+                digest.update(f"{offset:.3f}:{len(data)}:".encode())
+                digest.update(data)
+        else:
+            for chunk in self.chunks():
+                digest.update(chunk)
         return digest.hexdigest()
 
     @classmethod
@@ -72,6 +85,7 @@ class Media:
             kind=kind,
             opener=lambda: open(path, "rb"),
             size=os.path.getsize(path),
+            path=os.path.abspath(path),
         )
 
 
@@ -113,6 +127,11 @@ class Provider:
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         """Start moderation. Returns a finished result or one with a ``task_id``."""
         raise NotSupported(f"provider {self.alias!r} cannot submit")
+
+    def stream(self, media: Media, request: ModerationRequest) -> Iterator[Result]:
+        """Moderate a live stream: partial results (``in_progress``) until one is
+        ``done``. The caller stops iterating to cancel."""
+        raise NotSupported(f"provider {self.alias!r} does not moderate live streams")
 
     def fetch(self, task_id: str, request: ModerationRequest) -> Result:
         """Ask for the result of an earlier submit."""

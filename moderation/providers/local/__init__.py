@@ -1,26 +1,49 @@
 """The ``local`` provider: moderation on this machine, offline, with no account anywhere.
 
-Images only for now (video and audio come later and will reuse
-:meth:`~moderation.providers.local.engine.LocalEngine.analyse_image` per frame).
-The heavy imports (onnxruntime, cv2, NudeNet, RapidOCR) happen on first use, not here.
+Images go through :mod:`.engine` (one frame); videos, audio, frame sequences and live
+streams through :mod:`.video`, which reuses the image engine per frame and
+:mod:`.speech` for the soundtrack. The heavy imports (onnxruntime, cv2, NudeNet,
+RapidOCR, PyAV, pocketsphinx) happen on first use, not here.
 
-OPTIONS (lowercase keys): ``ocr_width`` (960), ``intra_op_threads`` (1),
-``nudenet_resolution`` (320), ``pdq_threshold`` (31), ``max_image_bytes`` and
-``max_image_pixels`` (from ``MAX_IMAGE_BYTES`` / ``MAX_IMAGE_PIXELS``),
-``thumbnail_size`` (from ``THUMBNAIL_SIZE``).
+OPTIONS (lowercase keys) are documented in docs/settings.md; a job's own options
+(``interval``, ``max_frames``, ``audio``, ...) override them per call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from ...conf import moderation_settings
 from ...policy import suggestion_for
-from ..base import IMAGE, SYNC, Media, ModerationRequest, Provider
+from ..base import AUDIO, FRAMES, IMAGE, LIVE, SYNC, VIDEO, Media, ModerationRequest, Provider
 from ..result import Frame, Result, worst_risk
+
+# Provider option -> the MODERATION setting that gives its default.
+SETTING_DEFAULTS = {
+    "max_image_bytes": "MAX_IMAGE_BYTES",
+    "max_image_pixels": "MAX_IMAGE_PIXELS",
+    "thumbnail_size": "THUMBNAIL_SIZE",
+    "thumbnail_all_frames": "THUMBNAIL_ALL_FRAMES",
+    "interval": "VIDEO_INTERVAL",
+    "max_frames": "VIDEO_MAX_FRAMES",
+    "max_video_bytes": "MAX_VIDEO_BYTES",
+    "chunk_seconds": "LIVE_CHUNK_SECONDS",
+    "max_duration": "LIVE_MAX_DURATION",
+}
 
 
 class LocalProvider(Provider):
-    capabilities = frozenset({IMAGE, SYNC})
+    capabilities = frozenset({IMAGE, VIDEO, AUDIO, FRAMES, LIVE, SYNC})
     default_scenes = ("porn", "qrcode", "ad")
+
+    def settings_for(self, request: ModerationRequest) -> dict[str, Any]:
+        """Settings defaults, then provider OPTIONS, then the job's own options."""
+        merged = {key: getattr(moderation_settings, setting)
+                  for key, setting in SETTING_DEFAULTS.items()}
+        merged.update(self.options)
+        merged.update(request.options or {})
+        return merged
 
     def _option(self, name: str, setting: str) -> int:
         value = self.options.get(name)
@@ -33,10 +56,41 @@ class LocalProvider(Provider):
         return moderation_settings.KEYWORDS or {}
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
+        self.check_media(media)
+        if media.kind == IMAGE:
+            return self._image(media, request)
+        from . import video
+
+        options = self.settings_for(request)
+        common = {"scenes": request.scenes or self.default_scenes,
+                  "libraries": request.libraries, "keywords": self.keywords(request),
+                  "options": options}
+        if media.kind == FRAMES:
+            return video.analyse_frames(media.frames or [], **common)
+        source = media.path or media.open()
+        try:
+            return video.analyse_video(source, audio=bool(options.get("audio", True)),
+                                       **common)
+        finally:
+            if not isinstance(source, str):
+                source.close()
+
+    def stream(self, media: Media, request: ModerationRequest) -> Iterator[Result]:
+        from ...remote import check_remote_url
+        from . import video
+
+        check_remote_url(media.url)
+        options = self.settings_for(request)
+        return video.stream_live(
+            media.url, scenes=request.scenes or self.default_scenes,
+            audio=bool(options.get("audio", True)), libraries=request.libraries,
+            keywords=self.keywords(request), options=options,
+        )
+
+    def _image(self, media: Media, request: ModerationRequest) -> Result:
         from .decode import decode_image, make_thumbnail
         from .engine import get_engine, timed
 
-        self.check_media(media)
         max_bytes = self._option("max_image_bytes", "MAX_IMAGE_BYTES")
         timings: dict[str, float] = {}
         with timed(timings, "decode"):
