@@ -19,7 +19,7 @@ import pytest
 
 from moderation.labels import risk_of
 from moderation.providers.errors import MediaError, NotSupported
-from moderation.providers.local import speech
+from moderation.providers.local import asr, speech
 from moderation.providers.local.speech import (
     AD,
     CUSTOMIZED,
@@ -260,7 +260,7 @@ def test_keyword_spotting_skips_words_not_in_the_dictionary(ad_pcm, caplog):
 
 
 def test_keyword_searches_are_cached_and_the_decoder_rebuilt_when_full(ad_pcm, monkeypatch):
-    monkeypatch.setattr(speech, "MAX_KWS_SEARCHES", 1)
+    monkeypatch.setattr(asr, "MAX_KWS_SEARCHES", 1)
     for phrases in (["idiot"], ["stupid"], ["idiot"]):
         hits = spot_keywords(ad_pcm, phrases)
         assert [hit.phrase for hit in hits] == phrases

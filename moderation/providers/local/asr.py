@@ -1,0 +1,318 @@
+"""Speech recognition: the recognisers, keyword spotting, and their per-process caches.
+
+Measured costs are in ENGINE-NOTES.md (section 5, P9):
+
+* ``PocketSphinxRecogniser`` (the default) decodes one utterance with the full language
+  model; ``WhisperRecogniser`` uses a local faster-whisper model, an optional extra.
+* The full language model mishears rare phrases ("cheap pills" -> "cheap thrills"), so the
+  configured keywords are also *spotted* over the whole track by a second decoder in
+  keyword-spotting mode (RTF 0.03), with a detection threshold per phrase length.
+
+Nothing loads at import time and pocketsphinx / faster-whisper are imported inside
+functions: workers fork from a parent that must stay model-free (P2). Each model loads on
+first use, once per process, behind a lock. pocketsphinx decoders are not thread-safe, so
+every decoder is used under its own lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import NotSupported
+
+# The speech path's logger, as before the split, so logging configuration keeps applying.
+logger = logging.getLogger(f"{__package__}.speech")
+
+Pcm = NDArray[np.int16]
+
+RATE = 16000  # samples per second of every PCM array of the speech path
+
+# KWS detection thresholds by letters in the phrase (ENGINE-NOTES 5: 18/18 hits, 1 false
+# alarm on flite speech). Short words need a strict threshold or they fire on anything.
+KWS_THRESHOLDS = ((5, 1e-3), (9, 1e-8))
+KWS_LONG_THRESHOLD = 1e-15
+# Keyword searches kept per decoder; past this the decoder is rebuilt (about 0.1 s).
+MAX_KWS_SEARCHES = 32
+POCKETSPHINX_LOGLEVEL = "ERROR"  # INFO prints hundreds of lines per decoder
+
+
+# --- Recognisers --------------------------------------------------------------------------
+
+
+class Recogniser(Protocol):
+    def transcribe(self, pcm: Pcm) -> str:
+        """The words spoken in one utterance (16 kHz mono int16), "" for none."""
+        ...
+
+
+class PocketSphinxRecogniser:
+    """pocketsphinx with its bundled en-us acoustic model, full LM and dictionary.
+
+    The decoder (0.3-0.5 s, +90 MB) loads on the first ``transcribe``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._decoder: Any = None
+
+    def load(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            self._decoder = Decoder(samprate=RATE, loglevel=POCKETSPHINX_LOGLEVEL)
+        return self._decoder
+
+    def transcribe(self, pcm: Pcm) -> str:
+        if pcm.size == 0:
+            return ""
+        with self._lock:
+            decoder = self.load()
+            decoder.start_utt()
+            decoder.process_raw(np.ascontiguousarray(pcm, dtype=np.int16).tobytes(), full_utt=True)
+            decoder.end_utt()
+            hyp = decoder.hyp()  # None when nothing was recognised (P9)
+        return hyp.hypstr.strip() if hyp is not None else ""
+
+
+class WhisperRecogniser:
+    """faster-whisper (CTranslate2) from a local model directory; an optional extra.
+
+    Never downloads: ``model_path`` must be a converted model directory on disk. The package
+    and the path are checked here, the model loads on the first ``transcribe``.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        language: str | None = None,
+        compute_type: str = "int8",
+        cpu_threads: int = 1,
+        beam_size: int = 1,
+    ) -> None:
+        if not model_path or not os.path.isdir(model_path):
+            raise NotSupported(
+                f"asr_model_path {model_path!r} is not a directory with a faster-whisper model",
+                code="asr_unavailable",
+            )
+        try:
+            import faster_whisper  # noqa: F401
+        except ImportError as exc:
+            raise NotSupported(
+                "asr_model_path needs faster-whisper: pip install faster-whisper",
+                code="asr_unavailable",
+            ) from exc
+        self.model_path = model_path
+        self.language = language
+        self.compute_type = compute_type
+        self.cpu_threads = cpu_threads
+        self.beam_size = beam_size
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    def load(self) -> Any:
+        if self._model is None:
+            from faster_whisper import WhisperModel
+
+            try:
+                self._model = WhisperModel(
+                    self.model_path,
+                    device="cpu",
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    local_files_only=True,
+                )
+            except (OSError, RuntimeError, ValueError) as exc:
+                message = f"cannot load the whisper model at {self.model_path!r}: {exc}"
+                raise NotSupported(message, code="asr_unavailable") from exc
+        return self._model
+
+    def transcribe(self, pcm: Pcm) -> str:
+        if pcm.size == 0:
+            return ""
+        audio = pcm.astype(np.float32) / 32768.0
+        with self._lock:
+            model = self.load()
+            parts, _info = model.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self.beam_size,
+                vad_filter=False,  # the utterance is already speech
+                condition_on_previous_text=False,
+            )
+            return " ".join(part.text.strip() for part in parts).strip()
+
+
+_recognisers: dict[tuple[Any, ...], Recogniser] = {}
+_recognisers_lock = threading.Lock()
+
+
+def recogniser_key(options: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The configuration a recogniser is built from, as a hashable key.
+
+    ``asr_engine`` picks the engine explicitly; otherwise ``asr_model_path`` means Whisper.
+    """
+    options = options or {}
+    path = options.get("asr_model_path") or ""
+    engine = options.get("asr_engine") or ("whisper" if path else "pocketsphinx")
+    if engine == "pocketsphinx":
+        return ("pocketsphinx",)
+    if engine == "whisper":
+        return (
+            "whisper",
+            str(path),
+            options.get("asr_language") or None,
+            str(options.get("asr_compute_type", "int8")),
+            int(options.get("intra_op_threads", 1)),
+            int(options.get("asr_beam_size", 1)),
+        )
+    raise NotSupported(
+        f"asr_engine {engine!r} is not one of 'pocketsphinx', 'whisper'", code="asr_unavailable"
+    )
+
+
+def get_recogniser(options: Mapping[str, Any] | None = None) -> Recogniser:
+    """The recogniser for these provider options; one per configuration per process."""
+    key = recogniser_key(options)
+    with _recognisers_lock:
+        recogniser = _recognisers.get(key)
+        if recogniser is None:
+            recogniser = _recognisers[key] = _build_recogniser(key)
+    return recogniser
+
+
+def _build_recogniser(key: tuple[Any, ...]) -> Recogniser:
+    if key[0] == "pocketsphinx":
+        return PocketSphinxRecogniser()
+    _, path, language, compute_type, threads, beam = key
+    return WhisperRecogniser(
+        path, language=language, compute_type=compute_type, cpu_threads=threads, beam_size=beam
+    )
+
+
+# --- Keyword spotting ---------------------------------------------------------------------
+
+
+@dataclass
+class KeywordHit:
+    phrase: str  # as configured, not as normalised
+    start: float
+    end: float
+
+
+def kws_phrase(phrase: str) -> str:
+    """A keyword as the pocketsphinx dictionary spells it: lower case words, one space apart."""
+    return " ".join(re.findall(r"[a-z0-9']+", phrase.casefold()))
+
+
+def kws_threshold(phrase: str) -> float:
+    """Detection threshold by the letters in a phrase: longer phrases may be laxer."""
+    letters = sum(ch.isalpha() for ch in phrase)
+    return next((value for most, value in KWS_THRESHOLDS if letters <= most), KWS_LONG_THRESHOLD)
+
+
+class KeywordSpotter:
+    """A pocketsphinx decoder without an LM, with one KWS search per phrase list.
+
+    Only one search is active per decoder (P9), so this decoder is separate from the
+    recogniser's. Searches are cached by their phrase list; replacing the active search in
+    place would free it under the decoder, so a full cache rebuilds the decoder instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._decoder: Any = None
+        self._searches: dict[str, str] = {}  # keyword file text -> search name
+
+    def _load(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            # lm=None: no language model, only the dictionary and the acoustic model.
+            self._decoder = Decoder(samprate=RATE, lm=None, loglevel=POCKETSPHINX_LOGLEVEL)
+            self._searches = {}
+        return self._decoder
+
+    def missing_words(self, phrase: str) -> list[str]:
+        """The words of a normalised phrase that the dictionary lacks."""
+        with self._lock:
+            decoder = self._load()
+            return [word for word in phrase.split() if decoder.lookup_word(word) is None]
+
+    def spot(self, pcm: Pcm, phrases: list[str]) -> list[tuple[str, float, float]]:
+        """(phrase, start, end) for each detection of normalised, in-dictionary phrases."""
+        if not phrases or pcm.size == 0:
+            return []
+        keyfile = "".join(f"{p} /{kws_threshold(p):g}/\n" for p in phrases)
+        with self._lock:
+            decoder = self._with_search(keyfile)
+            decoder.start_utt()
+            decoder.process_raw(np.ascontiguousarray(pcm, dtype=np.int16).tobytes(), full_utt=True)
+            decoder.end_utt()
+            frate = float(decoder.config["frate"])
+            found = [
+                (seg.word.strip(), seg.start_frame / frate, (seg.end_frame + 1) / frate)
+                for seg in decoder.seg() or ()  # None, not [], without a hypothesis (P9)
+            ]
+        return found
+
+    def _with_search(self, keyfile: str) -> Any:
+        """The decoder with the search for this keyword file active (added on first use)."""
+        if keyfile not in self._searches and len(self._searches) >= MAX_KWS_SEARCHES:
+            self._decoder = None  # rebuilt below; never replace a live search in place
+        decoder = self._load()
+        name = self._searches.get(keyfile)
+        if name is None:
+            name = f"kws{len(self._searches)}"
+            # pocketsphinx reads a keyword list with thresholds only from a file.
+            with tempfile.NamedTemporaryFile("w", suffix=".kws", encoding="utf-8") as tmp:
+                tmp.write(keyfile)
+                tmp.flush()
+                decoder.add_kws(name, tmp.name)
+            self._searches[keyfile] = name
+        decoder.activate_search(name)
+        return decoder
+
+
+_spotter: KeywordSpotter | None = None
+_spotter_lock = threading.Lock()
+
+
+def get_spotter() -> KeywordSpotter:
+    global _spotter
+    with _spotter_lock:
+        if _spotter is None:
+            _spotter = KeywordSpotter()
+    return _spotter
+
+
+def spot_keywords(pcm: Pcm, phrases: list[str]) -> list[KeywordHit]:
+    """Keyword-spotting hits of ``phrases`` over the whole of ``pcm``, in time order.
+
+    Phrases with a word the dictionary lacks (numbers, brand names, other scripts) cannot
+    be spotted; they are skipped and logged at debug level rather than failing the job.
+    """
+    spotter = get_spotter()
+    wanted: dict[str, str] = {}  # normalised -> as configured
+    skipped: list[str] = []
+    for phrase in phrases:
+        normal = kws_phrase(phrase)
+        if not normal or not re.search(r"[a-z]", normal) or spotter.missing_words(normal):
+            skipped.append(phrase)
+        else:
+            wanted.setdefault(normal, phrase)
+    if skipped:
+        logger.debug("keyword spotting skips phrases not in the dictionary: %s", skipped)
+    found = spotter.spot(pcm, sorted(wanted))
+    hits = [KeywordHit(wanted[p], start, end) for p, start, end in found if p in wanted]
+    return sorted(hits, key=lambda hit: (hit.start, hit.end))
