@@ -252,6 +252,8 @@ class AudioSlice(models.Model):
     start = models.FloatField()
     end = models.FloatField()
     text = models.TextField(blank=True)
+    # [{"label", "confidence", "risk_level", "service", "description"}]; service tells
+    # which path found it: "asr" (transcript), "kws" (keyword spotting) or "asr+kws".
     labels = models.JSONField(default=list, blank=True)
     risk_words = models.JSONField(default=list, blank=True)
     risk_level = models.CharField(
@@ -266,6 +268,10 @@ class AudioSlice(models.Model):
 
     def __str__(self) -> str:
         return f"slice {self.start:.1f}-{self.end:.1f}s of job {self.job_id}"
+
+    @property
+    def label_names(self) -> list[str]:
+        return [lbl["label"] for lbl in self.labels]
 
 
 class ReviewEvent(models.Model):

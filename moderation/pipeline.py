@@ -572,13 +572,18 @@ def _write_frames(job: Job, result: Result, evidence) -> None:
 def _write_slices(job: Job, result: Result, evidence) -> None:
     AudioSlice.objects.bulk_create([
         AudioSlice(job=job, start=s.start, end=s.end, text=s.text,
-                   labels=[lbl.label for lbl in s.labels], risk_words=s.risk_words,
+                   labels=[{"label": lbl.label, "confidence": lbl.confidence,
+                            "risk_level": lbl.risk_level, "service": lbl.service,
+                            "description": lbl.description} for lbl in s.labels],
+                   risk_words=s.risk_words,
                    risk_level=s.risk_level, clip=evidence.get(("slice", i), ""))
         for i, s in enumerate(result.slices)
     ])
 
 
 def registration_for(job: Job) -> Registration | None:
+    if job.content_type_id is None:  # ad-hoc: default policy, no block action
+        return None
     model = job.content_type.model_class()
     return registry.get(model) if model else None
 

@@ -60,8 +60,27 @@ class AudioSliceInline(admin.TabularInline):
     extra = 0
     can_delete = False
     max_num = 0
-    fields = ("start", "end", "risk_level", "text", "labels", "risk_words")
+    fields = ("start", "end", "risk", "text", "label_list", "risk_words", "clip_player")
     readonly_fields = fields
+
+    @admin.display(description=_("risk"))
+    def risk(self, obj):
+        return risk_badge(obj.risk_level)
+
+    @admin.display(description=_("labels (found by)"))
+    def label_list(self, obj):
+        return format_html_join(
+            ", ", "{} {}% ({})",
+            ((lbl["label"], f"{lbl.get('confidence', 0):.0f}", lbl.get("service", ""))
+             for lbl in obj.labels),
+        ) or "-"
+
+    @admin.display(description=_("clip"))
+    def clip_player(self, obj):
+        if not obj.clip:
+            return "-"
+        url = reverse("moderation:slice-clip", args=[obj.pk])
+        return format_html('<audio controls preload="none" src="{}"></audio>', url)
 
 
 class ReviewEventInline(admin.TabularInline):
