@@ -64,14 +64,22 @@ def qcluster():
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     yield proc
     proc.send_signal(signal.SIGTERM)  # the cluster stops its own workers
+    stuck = False
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
+        stuck = True
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.seek(0)
     print(log.read().decode(errors="replace")[-4000:])
     log.close()
+    leftovers = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+    if leftovers.stdout.strip():
+        os.killpg(proc.pid, signal.SIGKILL)
+    # A worker that used the engine's process pool must still stop, and leave no orphans.
+    assert not stuck, "the qcluster did not stop within 30 s of SIGTERM"
+    assert not leftovers.stdout.strip(), f"processes left behind: {leftovers.stdout}"
 
 
 def wait_for(condition, timeout=240.0):
@@ -95,6 +103,9 @@ def test_real_worker_moderates_samples_and_survives_bad_inputs(qcluster):
     # The bad files go first in the queue: the worker must keep going after them.
     posts["ad"] = Post.objects.create(title="ad", image=ContentFile(
         (SAMPLES / "ad_text.png").read_bytes(), name="ad_text.png"))
+    # A video: frames and speech in the worker's own process pool (daemonize_workers off).
+    posts["video"] = Post.objects.create(title="video", video=ContentFile(
+        (ROOT / "tests" / "media" / "clean.mp4").read_bytes(), name="clean.mp4"))
     assert Job.objects.count() == len(posts)
 
     def all_finished():
@@ -117,5 +128,9 @@ def test_real_worker_moderates_samples_and_survives_bad_inputs(qcluster):
         job = job_of(name)
         assert (job.status, job.error_code) == (Status.FAILED, code), name
         assert job.error_message and "\n" not in job.error_message
+    video = job_of("video")
+    assert (video.status, video.decision) == (Status.DONE, "auto_pass")
+    assert video.frames.count() == 12 and video.slices.count() >= 1
+    assert video.raw_result["parallelism"] == "processes"
     shown = set(moderation.visible(Post.objects.all()).values_list("title", flat=True))
-    assert shown == {"benign"}
+    assert shown == {"benign", "video"}

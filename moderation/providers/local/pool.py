@@ -22,7 +22,9 @@ DJANGO_SETTINGS_MODULE names a module), so ``MODERATION["LABELS"]`` always appli
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -102,7 +104,27 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             pool = _pools[workers] = ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_init_child
             )
+            _stop_pools_at_exit()
         return pool
+
+
+_exit_hooks_installed = False
+
+
+def _stop_pools_at_exit() -> None:
+    """Children must not outlive the process that made them: a django-q2 worker that
+    stops would otherwise wait on them forever, and orphans would keep its pipes open.
+
+    multiprocessing children (the qcluster workers) run ``Finalize`` hooks on exit but
+    skip ``atexit``; a plain process (manage.py, a script) runs ``atexit``. Both call the
+    same idempotent shutdown.
+    """
+    global _exit_hooks_installed
+    if _exit_hooks_installed:
+        return
+    multiprocessing.util.Finalize(None, shutdown_pools, exitpriority=100)
+    atexit.register(shutdown_pools)
+    _exit_hooks_installed = True
 
 
 @contextmanager
