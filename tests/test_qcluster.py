@@ -74,7 +74,9 @@ def qcluster():
     log.seek(0)
     print(log.read().decode(errors="replace")[-4000:])
     log.close()
-    leftovers = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+    # Live processes only: exited children reparented to a non-reaping init show as zombies.
+    leftovers = subprocess.run(["pgrep", "-a", "-r", "R,S,D,T", "-g", str(proc.pid)],
+                               capture_output=True, text=True)
     if leftovers.stdout.strip():
         os.killpg(proc.pid, signal.SIGKILL)
     # A worker that used the engine's process pool must still stop, and leave no orphans.
