@@ -527,33 +527,6 @@ def test_live_max_duration_ends_the_stream(hls_url):
     assert max(f.offset for r in results for f in r.frames) < 6
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    accepted = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in accepted:
-        conn.close()
-    server.close()
-
-
 def test_a_stream_that_never_answers_times_out(silent_server):
     options = {"open_timeout": 2, "read_timeout": 2}
     start = time.monotonic()

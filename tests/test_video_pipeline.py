@@ -195,3 +195,15 @@ def test_cancelling_a_live_job_stops_it(hls_url):
     job.refresh_from_db()
     assert job.status == Status.CANCELLED
     assert 0 < job.frames.count() <= 7  # the first 6 s chunk, nothing after
+
+
+@pytest.mark.django_db
+def test_a_stream_that_never_answers_is_a_failed_job(silent_server):
+    settings = {"ALLOW_PRIVATE_ADDRESSES": True,
+                "PROVIDERS": {"local": {"OPTIONS": {"open_timeout": 2, "read_timeout": 2}}}}
+    with override_settings(MODERATION=settings):
+        job = pipeline.create_adhoc_job(url=f"http://127.0.0.1:{silent_server}/live.m3u8")
+        assert pipeline.process(job.pk) == "failed"
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "stream_timeout")
+    assert job.error_message and job.lease_until is None
