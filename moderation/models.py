@@ -1,6 +1,6 @@
 """Jobs and their evidence. Workflow state is data: every transition leaves a ReviewEvent.
 
-Models never call providers; the pipeline does (see pipeline.py).
+Models never call providers; the pipeline does (see moderation/pipeline/).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""django-q2 entry points. Thin on purpose: the logic is in pipeline.py."""
+"""django-q2 entry points. Thin on purpose: the logic is in moderation/pipeline/."""
 
 from __future__ import annotations
 

@@ -1,0 +1,248 @@
+"""The worker's step: lease a job, submit or poll it, map errors onto it (tasks call
+``process``). Finished results go to ``ingest.py``, live streams to ``live.py``."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .. import signals
+from ..conf import moderation_settings
+from ..libraries import hash_library
+from ..media import adhoc_media, media_for, stored_name
+from ..models import UNFINISHED, Job, MediaKind, ReviewEvent, Status
+from ..providers import (
+    AuthError,
+    Expired,
+    Media,
+    MediaError,
+    ModerationError,
+    ModerationRequest,
+    NotSupported,
+    Result,
+    Throttled,
+    UnknownProvider,
+    get_provider,
+)
+from .ingest import _after_commit, ingest
+from .jobs import _cancel, log
+from .live import follow_stream
+
+logger = logging.getLogger(__package__)  # "moderation.pipeline", as before the split
+
+Action = ReviewEvent.Action
+
+
+# --- the worker's step --------------------------------------------------------------------
+
+
+class Lease:
+    """A worker's hold on a job: taken with one conditional UPDATE, renewed by long
+    steps (live streams), released at the end."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.until = None
+
+    def _new_until(self):
+        return timezone.now() + timedelta(seconds=moderation_settings.LEASE_SECONDS)
+
+    def take(self) -> bool:
+        until = self._new_until()
+        if Job.objects.due().filter(pk=self.job_id).update(lease_until=until):
+            self.until = until
+            return True
+        return False
+
+    def renew(self) -> None:
+        until = self._new_until()
+        if Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=until):
+            self.until = until
+
+    def release(self) -> None:
+        Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=None)
+
+
+def process(job_id: int) -> str:
+    """Advance one job by one step. Returns what happened (for logs and tests)."""
+    lease = Lease(job_id)
+    if not lease.take():
+        return "skipped"
+    job = Job.objects.get(pk=job_id)
+    try:
+        if job.status == Status.PENDING:
+            return submit(job, lease)
+        return poll(job)
+    except ModerationError as exc:
+        return handle_error(job, exc)
+    except Exception as exc:  # a bug or a crash in an engine: visible, retryable
+        logger.exception("moderation job %s crashed", job.pk)
+        error = ModerationError(f"{type(exc).__name__}: {exc}", code="internal_error")
+        return handle_error(job, error)
+    finally:
+        lease.release()
+
+
+def media_of(job: Job) -> Media | None:
+    """What the job moderates, or None when it no longer exists (the job is cancelled)."""
+    if job.is_adhoc:
+        return adhoc_media(job)
+    instance = job.content_object
+    if instance is None:
+        _cancel(Job.objects.filter(pk=job.pk), "the object no longer exists")
+        return None
+    value = getattr(instance, job.field_name)
+    if stored_name(value) != job.file_name:
+        _cancel(Job.objects.filter(pk=job.pk), "superseded by a newer file")
+        return None
+    return media_for(value, job.file_name, job.media_kind)
+
+
+def submit(job: Job, lease: Lease | None = None) -> str:
+    media = media_of(job)
+    if media is None:
+        return "cancelled"
+    if media.has_bytes:
+        try:
+            job.sha256 = job.sha256 or media.sha256()
+        except FileNotFoundError as exc:
+            raise MediaError(f"file {job.file_name!r} is missing from storage",
+                             code="file_missing") from exc
+        job.file_size = media.size
+    job.attempts += 1
+    job.submitted_at = timezone.now()
+    job.save(update_fields=["sha256", "file_size", "attempts", "submitted_at", "updated_at"])
+
+    earlier = reusable_result(job)
+    if earlier is not None:
+        job.reused_from = earlier
+        job.save(update_fields=["reused_from", "updated_at"])
+        log(job, Action.REUSED, data_job=earlier.pk)
+        copy_evidence_and_ingest(job, earlier)
+        return "reused"
+
+    provider = get_provider(job.provider)
+    provider.check_media(media)
+    request = build_request(job, provider)
+    if job.media_kind == MediaKind.LIVE:
+        return follow_stream(job, provider.stream(media, request), lease)
+    result = provider.submit(media, request)
+    _after_commit(signals.job_submitted, job)
+    log(job, Action.SUBMITTED)
+    if result.finished:
+        ingest(job, result)
+        return "done"
+    _await(job, result)
+    return "submitted"
+
+
+def poll(job: Job) -> str:
+    provider = get_provider(job.provider)
+    result = provider.fetch(job.provider_task_id or "", build_request(job, provider))
+    if result.finished:
+        ingest(job, result)
+        return "done"
+    _await(job, result)
+    return "in_progress"
+
+
+def _await(job: Job, result: Result) -> None:
+    job.provider_task_id = result.task_id or job.provider_task_id
+    job.status = Status.IN_PROGRESS if result.status == "in_progress" else Status.SUBMITTED
+    job.next_attempt_at = timezone.now() + timedelta(seconds=moderation_settings.POLL_INTERVAL)
+    job.save(update_fields=["provider_task_id", "status", "next_attempt_at", "updated_at"])
+
+
+def build_request(job: Job, provider) -> ModerationRequest:
+    return ModerationRequest(
+        scenes=list(job.scenes or provider.default_scenes),
+        biz_type=job.biz_type,
+        data_id=job.data_id,
+        seed=job.seed,
+        libraries=hash_library(),
+        options={k: v for k, v in (job.options or {}).items() if k != "frames"},
+    )
+
+
+def reusable_result(job: Job) -> Job | None:
+    """A finished job on the same bytes, provider and scenes, whose result we can reuse."""
+    if not job.sha256:
+        return None
+    candidates = Job.objects.filter(
+        sha256=job.sha256, provider=job.provider, biz_type=job.biz_type,
+        media_kind=job.media_kind, status=Status.DONE, result__isnull=False,
+    ).exclude(pk=job.pk).order_by("-completed_at")
+    wanted = (sorted(job.scenes or []), _reuse_options(job))
+    return next((c for c in candidates[:20]
+                 if (sorted(c.scenes or []), _reuse_options(c)) == wanted), None)
+
+
+def _reuse_options(job: Job) -> dict:
+    """The options that change a result (not where an ad-hoc input is stored)."""
+    return {k: v for k, v in (job.options or {}).items() if k != "frames"}
+
+
+def copy_evidence_and_ingest(job: Job, earlier: Job) -> None:
+    result = Result.from_dict(earlier.result)
+    by_offset = {f.offset: f for f in earlier.frames.exclude(thumbnail="")}
+    for frame in result.frames:
+        source = by_offset.get(frame.offset)
+        if source is not None:
+            with source.thumbnail.open("rb") as fh:
+                frame.image = fh.read()
+    ingest(job, result, raw=earlier.raw_result)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    base = moderation_settings.RETRY_BACKOFF * (2 ** max(attempt - 1, 0))
+    cap = min(base, moderation_settings.RETRY_BACKOFF_MAX)
+    return cap / 2 + random.uniform(0, cap / 2)
+
+
+TERMINAL_ERRORS = (MediaError, NotSupported, AuthError, UnknownProvider)
+
+
+def handle_error(job: Job, error: ModerationError) -> str:
+    """Map a provider error onto the job: expire, fail, or retry later (see errors.py)."""
+    job.refresh_from_db()
+    if job.status not in UNFINISHED:
+        return "skipped"
+    job.error_code, job.error_message = error.code, error.message[:2000]
+    if isinstance(error, Expired):
+        return _finish_unsuccessfully(job, Status.EXPIRED, Action.EXPIRED, error)
+    if isinstance(error, TERMINAL_ERRORS):
+        return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
+    attempts = max(job.attempts, 1)
+    if isinstance(error, Throttled):
+        # The provider's limit, not our failure: wait, and give the attempt back.
+        job.attempts = max(job.attempts - 1, 0)
+    elif attempts >= moderation_settings.MAX_ATTEMPTS:
+        return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
+    job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
+    job.save(update_fields=["error_code", "error_message", "next_attempt_at", "attempts",
+                            "updated_at"])
+    log(job, Action.RETRY_SCHEDULED, error.message, code=error.code)
+    return "retry"
+
+
+def _finish_unsuccessfully(job: Job, status: str, action: str, error: ModerationError) -> str:
+    job.status = status
+    job.completed_at = timezone.now()
+    job.save(update_fields=["status", "error_code", "error_message", "completed_at",
+                            "updated_at"])
+    log(job, action, error.message, code=error.code)
+    return "expired" if status == Status.EXPIRED else "failed"
+
+
+__all__ = [
+    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request",
+    "copy_evidence_and_ingest", "handle_error", "media_of", "poll", "process",
+    "reusable_result", "submit",
+]
