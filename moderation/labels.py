@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .providers.result import RISK_LEVELS
+from .providers.result import RISK_LEVELS, Label
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,15 @@ def risk_of(label: str, confidence: float) -> str:
     """Risk level a label carries at a confidence (``none`` below the threshold)."""
     rule = rule_for(label)
     return rule.risk_level if confidence >= rule.min_confidence else "none"
+
+
+def make_label(
+    name: str, confidence: float, service: str, scene: str, description: str = ""
+) -> Label:
+    """A Label whose risk level follows the table (every engine labels through here)."""
+    confidence = round(float(confidence), 2)
+    return Label(label=name, confidence=confidence, risk_level=risk_of(name, confidence),
+                 service=service, scene=scene, description=description)
 
 
 def validate_overrides(overrides: dict) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ...labels import risk_of
+from ...labels import make_label
 from ..errors import ProviderError
 from ..result import Label
 from .text_rules import TextHit, classify_text
@@ -147,20 +147,6 @@ def pdq_hash(bgr: BgrImage) -> tuple[str, int]:
     bits, quality = pdqhash.compute(np.ascontiguousarray(bgr[..., ::-1]))
     # pdqhash lists the bits most significant first, as the hex form writes them.
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
-
-
-def make_label(
-    name: str, confidence: float, service: str, scene: str, description: str = ""
-) -> Label:
-    confidence = round(float(confidence), 2)
-    return Label(
-        label=name,
-        confidence=confidence,
-        risk_level=risk_of(name, confidence),
-        service=service,
-        scene=scene,
-        description=description,
-    )
 
 
 def merge_labels(

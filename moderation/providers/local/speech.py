@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ...labels import risk_of
+from ...labels import make_label
 from ..errors import MediaError
 from ..result import Label, Slice, worst_risk
 from .asr import (
@@ -288,17 +288,10 @@ def merge_findings(findings: list[Finding]) -> list[Label]:
 
 
 def _label(name: str, group: list[Finding]) -> Label:
-    confidence = round(float(max(f.confidence for f in group)), 2)
     services = {f.service for f in group}
     service = "+".join(s for s in ("asr", "kws") if s in services)
-    return Label(
-        label=name,
-        confidence=confidence,
-        risk_level=risk_of(name, confidence),
-        service=service,
-        scene=SCENE,
-        description=", ".join(risk_words(group)),
-    )
+    confidence = max(f.confidence for f in group)
+    return make_label(name, confidence, service, SCENE, ", ".join(risk_words(group)))
 
 
 def risk_words(findings: Iterable[Finding]) -> list[str]:
