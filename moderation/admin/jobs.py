@@ -60,7 +60,7 @@ class AudioSliceInline(admin.TabularInline):
     extra = 0
     can_delete = False
     max_num = 0
-    fields = ("start", "end", "risk", "text", "label_list", "risk_words", "clip_player")
+    fields = ("start", "end", "risk", "text", "label_list", "risk_word_text", "clip_player")
     readonly_fields = fields
 
     @admin.display(description=_("risk"))
@@ -74,6 +74,10 @@ class AudioSliceInline(admin.TabularInline):
             ((lbl["label"], f"{lbl.get('confidence', 0):.0f}", lbl.get("service", ""))
              for lbl in obj.labels),
         ) or "-"
+
+    @admin.display(description=_("risk words"))
+    def risk_word_text(self, obj):
+        return ", ".join(obj.risk_words) or "-"
 
     @admin.display(description=_("clip"))
     def clip_player(self, obj):
