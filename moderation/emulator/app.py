@@ -1,0 +1,226 @@
+"""The emulator as a plain WSGI application: read the request, verify it, route it, answer JSON.
+
+Every request goes through the same gateway steps as on Alibaba Cloud (aliyun-protocol.md
+§9): the signature is checked first with :func:`signing.verify_request` (ACS3 §5.1, RPC V1
+§6, ROA §3.1), then 2.0/IMM requests (``POST /``) are routed on the *signed* action and
+version, and ``/green/...`` (1.0) answers "not implemented yet". Gateway refusals use the
+§8.1 envelope and a non-2xx status; handlers answer business results themselves (§8.2).
+
+The app knows no operation: handlers arrive as a ``routes`` mapping (see
+:mod:`.guardrails` and :func:`.server.make_app`), so new products plug in without touching it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from ..providers.aliyun.signing import (
+    FORM_CONTENT_TYPE,
+    NonceCache,
+    SignatureError,
+    VerifiedRequest,
+    form_decode,
+    verify_request,
+)
+from .config import EmulatorConfig
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json;charset=utf-8"  # §9 step 4
+RPC_PATH = "/"  # 2.0 and IMM: every operation is POST / (§4.1)
+ROA_PREFIX = "/green/"  # 1.0: one path per operation (§2.2)
+RECOMMEND_URL = "https://api.aliyun.com/troubleshoot?q={code}&requestId={request_id}"
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class GatewayError(SignatureError):
+    """A refusal by the API gateway itself (routing, limits): same §8.1 envelope as a
+    signature error, so both are rendered by one function."""
+
+
+@dataclass(frozen=True)
+class EmulatorRequest:
+    """One HTTP request as received: header names lower-cased, values verbatim (the V3
+    verifier signs them as sent, §5.1 step 4), query decoded with form rules (§5.1 step 5)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Decoded form-body parameters (2.0 body operations, §4.1); empty for other bodies."""
+        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM_CONTENT_TYPE or not self.body:
+            return {}
+        return form_decode(self.body.decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the verified request and its parameters (query + form body)."""
+
+    request: EmulatorRequest
+    verified: VerifiedRequest
+    params: dict[str, str]
+    config: EmulatorConfig
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP status and the JSON body to send."""
+
+    status: int
+    body: dict[str, Any]
+
+
+Handler = Callable[[Call], Reply]
+Routes = Mapping[tuple[str, str], Handler]  # (action, version) -> handler
+
+
+class EmulatorApp:
+    """WSGI callable. One :class:`NonceCache` per app refuses replayed nonces (§5.1 step 7)."""
+
+    def __init__(self, config: EmulatorConfig, routes: Routes) -> None:
+        self.config = config
+        self.routes = dict(routes)
+        self.nonces = NonceCache()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            request = read_request(environ, self.config.max_request_bytes)
+        except GatewayError as exc:
+            reply = gateway_reply(exc, environ.get("HTTP_HOST", ""), str(uuid.uuid4()).upper())
+            return respond(reply, reply.body["RequestId"], start_response)
+        return respond(self.handle(request), request.request_id, start_response)
+
+    def handle(self, request: EmulatorRequest) -> Reply:
+        """The reply to one request; never raises (a bug becomes a §8.1 ``InternalError``)."""
+        host = request.headers.get("host", "")
+        try:
+            return self._dispatch(request)
+        except SignatureError as exc:
+            return gateway_reply(exc, host, request.request_id)
+        except Exception:
+            logger.exception("emulator failure on %s %s", request.method, request.path)
+            error = GatewayError("InternalError", "The request processing has failed.", 500)
+            return gateway_reply(error, host, request.request_id)
+
+    def _dispatch(self, request: EmulatorRequest) -> Reply:
+        if request.method != "POST" or not (
+            request.path == RPC_PATH or request.path.startswith(ROA_PREFIX)
+        ):
+            raise _api_not_found(f"{request.method} {request.path}")
+        verified = verify_request(
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+            self.config.secret_for,
+            max_skew=self.config.max_skew,
+            nonces=self.nonces,
+        )
+        if request.path != RPC_PATH:
+            raise _api_not_found(
+                f"POST {request.path}: Content Moderation 1.0 is not implemented by the "
+                "emulator yet"
+            )
+        handler = self.routes.get((verified.action or "", verified.version or ""))
+        if handler is None:
+            raise self._unknown_action(verified)
+        params = {**request.query, **request.form}
+        return handler(Call(request, verified, params, self.config))
+
+    def _unknown_action(self, verified: VerifiedRequest) -> GatewayError:
+        """§8.1 ``InvalidAction.NotFound``; ``InvalidVersion`` when only the version is off."""
+        if any(action == verified.action for action, _ in self.routes):
+            return GatewayError(
+                "InvalidVersion",
+                f"Specified parameter Version is not valid ({verified.version}).",
+                400,
+            )
+        return GatewayError(
+            "InvalidAction.NotFound",
+            f"Specified api is not found, please check your url and method ({verified.action}).",
+            400,
+        )
+
+
+def _api_not_found(detail: str) -> GatewayError:
+    """§8.1 ``InvalidApi.NotFound`` (HTTP 404) for a path or method the gateway does not serve."""
+    return GatewayError(
+        "InvalidApi.NotFound",
+        f"Specified api is not found, please check your url and method. ({detail})",
+        404,
+    )
+
+
+def read_request(environ: Mapping[str, Any], max_body: int) -> EmulatorRequest:
+    """An :class:`EmulatorRequest` from a WSGI environ; bodies above ``max_body`` are refused
+    before they are read."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise GatewayError("InvalidParameter", "Content-Length is not a number.", 400) from None
+    if length > max_body:
+        raise GatewayError(
+            "InvalidParameter", f"The request body is larger than {max_body} bytes.", 400
+        )
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    return EmulatorRequest(
+        method=environ.get("REQUEST_METHOD", "GET").upper(),
+        path=environ.get("PATH_INFO") or "/",
+        query=form_decode(environ.get("QUERY_STRING", "")),
+        headers=headers,
+        body=body,
+    )
+
+
+def gateway_reply(error: SignatureError, host: str, request_id: str) -> Reply:
+    """The §8.1 gateway envelope: Upper-camel keys, the error's own non-2xx status."""
+    body = {
+        "RequestId": request_id,
+        "HostId": host,
+        "Code": error.code,
+        "Message": error.message,
+        "Recommend": RECOMMEND_URL.format(code=error.code, request_id=request_id),
+    }
+    return Reply(error.http_status, body)
+
+
+def respond(reply: Reply, request_id: str, start_response: StartResponse) -> list[bytes]:
+    """Send ``reply`` as JSON; the 2.0 SDK fails on any non-JSON body (§9 step 4)."""
+    payload = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+    status = HTTPStatus(reply.status)
+    start_response(
+        f"{status.value} {status.phrase}",
+        [
+            ("Content-Type", JSON_CONTENT_TYPE),
+            ("Content-Length", str(len(payload))),
+            ("x-acs-request-id", request_id),
+        ],
+    )
+    return [payload]

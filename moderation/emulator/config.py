@@ -1,0 +1,69 @@
+"""Settings of one emulator instance: the single account it knows, where "OSS" lives, limits.
+
+The real service has many accounts; the emulator has one AccessKey pair, which is all the
+SDKs need to sign (aliyun-protocol.md §5, §6). Values come from the command line or the
+``MODERATION_EMULATOR`` Django setting (see ``moderation_emulator``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..providers.aliyun.signing import MAX_SKEW
+
+DEFAULT_ACCESS_KEY_ID = "LTAI5tEmulatorKeyId0001"
+DEFAULT_ACCESS_KEY_SECRET = "EmulatorSecret0000000000000001"
+DEFAULT_UID = "1000000000000001"
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """One AccessKey pair, the account id echoed as ``AccountId``, and the OSS stand-in.
+
+    ``oss_root`` replaces every bucket: ``ossObjectName`` is read from
+    ``<oss_root>/<ossObjectName>`` whatever ``ossBucketName`` says.
+    """
+
+    access_key_id: str = DEFAULT_ACCESS_KEY_ID
+    access_key_secret: str = DEFAULT_ACCESS_KEY_SECRET
+    uid: str = DEFAULT_UID
+    oss_root: Path = Path("var/emulator-oss")
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: let the OS pick a free port
+
+    # --- limits ---------------------------------------------------------------------------
+    # Freshness window of signed dates (§5.1 step 7); None turns the check off.
+    max_skew: timedelta | None = MAX_SKEW
+    # Largest request body read; SDK form bodies are a few hundred bytes.
+    max_request_bytes: int = 1 << 20
+    # Image size the emulator downloads or reads (the documented 2.0 image limit is 20 MB).
+    max_image_bytes: int = 20 << 20
+    # Seconds for an imageUrl download; §2.6 code 592 is "download exceeded 3 s".
+    download_timeout: float = 3.0
+    # The real service only fetches public URLs; the emulator also fetches from loopback so
+    # that tests can serve images locally. Other private addresses stay refused.
+    allow_loopback_urls: bool = True
+    allow_private_urls: bool = False
+    # Placeholders, not enforced yet: QPS per account (§2.6 code 588) and result retention.
+    qps_limit: int | None = None
+    result_retention: timedelta = timedelta(hours=24)
+
+    def secret_for(self, access_key_id: str) -> str | None:
+        """The secret of a known AccessKey id, None otherwise (-> InvalidAccessKeyId.NotFound)."""
+        return self.access_key_secret if access_key_id == self.access_key_id else None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EmulatorConfig:
+        """A config from a settings dict; keys are field names in any case, None is skipped."""
+        names = {field.name for field in fields(cls)}
+        given = {key.lower(): value for key, value in values.items() if value is not None}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ValueError(f"unknown emulator settings: {', '.join(unknown)}")
+        if "oss_root" in given:
+            given["oss_root"] = Path(given["oss_root"])
+        return cls(**given)

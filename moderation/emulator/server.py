@@ -1,0 +1,109 @@
+"""Serve the emulator on loopback with the standard library, for tests and the command.
+
+A threaded :mod:`wsgiref` server in a daemon thread: no extra dependency, several SDK calls
+at once, and ``stop()`` releases the port. Plain HTTP only; aim the 2.0 SDK at it with
+``Config(endpoint=running.endpoint, protocol="http")`` (emulator notes §1.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from . import guardrails
+from .app import EmulatorApp, Routes
+from .config import EmulatorConfig
+
+logger = logging.getLogger(__name__)
+
+
+def default_routes() -> Routes:
+    """Every operation the emulator implements, keyed by (action, version)."""
+    return {**guardrails.ROUTES}
+
+
+def make_app(config: EmulatorConfig, routes: Routes | None = None) -> EmulatorApp:
+    """The WSGI app with the default routes; usable under any WSGI server."""
+    return EmulatorApp(config, default_routes() if routes is None else routes)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Handler(WSGIRequestHandler):
+    """Logs through :mod:`logging`, and keeps the environ true to the wire."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        # wsgiref fills in "text/plain" when no Content-Type was sent; a query-only SDK
+        # request has none (§4.1), and the form parser must not see one.
+        if self.headers.get("content-type") is None:
+            environ.pop("CONTENT_TYPE", None)
+        return environ
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+
+@dataclass
+class RunningEmulator:
+    """A started emulator: ``url`` for raw HTTP, ``endpoint`` (host:port) for the SDKs."""
+
+    config: EmulatorConfig
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def host(self) -> str:
+        return str(self.server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(5)
+        self.server.server_close()
+
+    def __enter__(self) -> RunningEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(config: EmulatorConfig, routes: Routes | None = None) -> RunningEmulator:
+    """Serve ``config`` on ``config.host``:``config.port`` (0 picks a free port) in a daemon
+    thread and return at once; the port is bound when this returns."""
+    server = make_server(
+        config.host,
+        config.port,
+        make_app(config, routes),
+        server_class=_ThreadingServer,
+        handler_class=_Handler,
+    )
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"moderation-emulator-{server.server_address[1]}",
+        daemon=True,
+    )
+    thread.start()
+    return RunningEmulator(config, server, thread)
