@@ -1,0 +1,233 @@
+"""Alibaba Cloud Content Moderation 2.0 ("AI Guardrails"), synchronous image moderation.
+
+Wire protocol per shared/specs/aliyun-protocol.md: RPC ``POST /`` with the operation in
+``x-acs-action``, parameters ``Service`` + ``ServiceParameters`` (a JSON *string*) in a
+form-urlencoded body (§4.1), signed with ACS3-HMAC-SHA256 (§5) or, optionally, legacy RPC V1
+(§6). The service does not receive bytes: it downloads the image from a URL it can reach, so
+the media must come with one (see ``media_url.public_url_for``).
+
+OPTIONS (``MODERATION["PROVIDERS"][alias]["OPTIONS"]``):
+
+``ACCESS_KEY_ID``, ``ACCESS_KEY_SECRET`` (required), ``SECURITY_TOKEN`` (STS, optional),
+``REGION`` (``ap-southeast-1``), ``ENDPOINT`` (default ``green-cip.<REGION>.aliyuncs.com``;
+``http://127.0.0.1:PORT`` for the local emulator; scheme optional, default https),
+``SERVICE`` (``baselineCheck_global``; free text, consoles clone services under new codes),
+``SIGNATURE`` (``acs3`` | ``rpc_v1``), ``TIMEOUT`` ((connect, read) seconds, ``(5, 20)``),
+``REFERER`` (sent as ``referer`` for hot-link-protected URLs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from ...labels import make_label
+from ...policy import suggestion_for
+from ..base import IMAGE, SYNC, Media, ModerationRequest, Provider
+from ..errors import AuthError, NotSupported, ProviderError
+from ..result import RISK_LEVELS, Frame, Label, Result, worst_risk
+from . import signing
+from .errors import error_from_response, transport_error
+
+API_VERSION = "2022-03-02"
+IMAGE_ACTION = "ImageModeration"
+DEFAULT_REGION = "ap-southeast-1"
+DEFAULT_SERVICE = "baselineCheck_global"
+DEFAULT_TIMEOUT = (5.0, 20.0)
+SIGNATURES = ("acs3", "rpc_v1")
+USER_AGENT = "django-media-moderation (aliyun-guardrails; python-requests)"
+LABEL_SERVICE = "guardrails"
+
+
+def default_endpoint(region: str) -> str:
+    """``green-cip.<region>.aliyuncs.com``: the documented 2.0 pattern (API reference §1.2).
+
+    Not the SDK's resolver (§1.1), whose map is older and sends e.g. us-east-1 to Singapore.
+    """
+    return f"green-cip.{region}.aliyuncs.com"
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """(scheme, ``host[:port]``) of an endpoint given with or without a scheme (https default).
+
+    The ``host[:port]`` is signed as sent (§5.1 step 8), so it is kept exactly.
+    """
+    endpoint = endpoint.strip().rstrip("/")
+    if "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AuthError(f"ENDPOINT {endpoint!r} is not a http(s) host", code="invalid_endpoint")
+    return parts.scheme, parts.netloc
+
+
+def service_parameters(image_url: str, data_id: str = "", referer: str = "") -> str:
+    """The ``ServiceParameters`` JSON text of ImageModeration (API reference §3.2); empty keys
+    are left out. Sent byte-for-byte, the service parses it (§4.1)."""
+    params = {"imageUrl": image_url}
+    if data_id:
+        params["dataId"] = data_id
+    if referer:
+        params["referer"] = referer
+    return json.dumps(params, ensure_ascii=False, separators=(",", ":"))
+
+
+def _risk(value: Any) -> str | None:
+    """A response RiskLevel (``high|medium|low|none``, §4.2) in our vocabulary, else None."""
+    level = str(value or "").strip().lower()
+    return level if level in RISK_LEVELS else None
+
+
+def parse_image_response(body: Mapping[str, Any], service: str) -> Result:
+    """A successful ImageModeration body (Appendix A) as a one-frame Result.
+
+    Labels go through ``make_label`` so the app's label table applies; ``Confidence`` is absent
+    for some labels (``nonLabel``), which then count as certain. The job's risk is the
+    service's ``Data.RiskLevel`` (console thresholds, API reference §3.7) when it sends one,
+    else the worst label risk. ``raw`` keeps the body verbatim.
+    """
+    data = body.get("Data")
+    if not isinstance(data, Mapping):
+        raise ProviderError("ImageModeration answered Code 200 without Data", code="bad_response")
+    labels: list[Label] = []
+    for item in data.get("Result") or []:
+        if not isinstance(item, Mapping) or not item.get("Label"):
+            continue
+        confidence = item.get("Confidence")
+        labels.append(
+            make_label(
+                str(item["Label"]),
+                100.0 if confidence is None else float(confidence),
+                service=LABEL_SERVICE,
+                scene=service,
+                description=str(item.get("Description") or ""),
+            )
+        )
+    risk = _risk(data.get("RiskLevel")) or worst_risk(label.risk_level for label in labels)
+    return Result(
+        status="done",
+        suggestion=suggestion_for(risk),
+        risk_level=risk,
+        labels=list(labels),
+        frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels))],
+        raw=dict(body),
+    )
+
+
+class GuardrailsProvider(Provider):
+    """Content Moderation 2.0 over HTTPS with ``requests`` (no Alibaba SDK needed)."""
+
+    capabilities = frozenset({IMAGE, SYNC})
+    required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
+
+    def __init__(self, alias: str, options: dict[str, Any] | None = None):
+        super().__init__(alias, options)
+        self._session: requests.Session | None = None
+
+    # --- options -----------------------------------------------------------------------------
+
+    def _opt(self, name: str, default: Any = "") -> Any:
+        value = self.options.get(name)
+        return default if value in (None, "") else value
+
+    @property
+    def service(self) -> str:
+        return str(self._opt("SERVICE", DEFAULT_SERVICE))
+
+    @property
+    def endpoint(self) -> tuple[str, str]:
+        region = str(self._opt("REGION", DEFAULT_REGION))
+        return split_endpoint(str(self._opt("ENDPOINT", default_endpoint(region))))
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        value = self._opt("TIMEOUT", DEFAULT_TIMEOUT)
+        if isinstance(value, int | float):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def session(self) -> requests.Session:
+        """One keep-alive session per provider instance (providers are cached per process)."""
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    # --- moderation --------------------------------------------------------------------------
+
+    def submit(self, media: Media, request: ModerationRequest) -> Result:
+        """Moderate one image by URL with ``ImageModeration`` and return the finished result."""
+        url = media.url
+        if not url or urlsplit(url).scheme not in ("http", "https"):
+            raise NotSupported(
+                f"{media.name!r} has no http(s) URL Alibaba Cloud can download; set "
+                "MODERATION['PUBLIC_BASE_URL'] or use a storage with absolute URLs",
+                code="no_public_url",
+            )
+        params = service_parameters(url, request.data_id, str(self._opt("REFERER")))
+        body = self.call(IMAGE_ACTION, {"Service": self.service, "ServiceParameters": params})
+        return parse_image_response(body, self.service)
+
+    def call(self, action: str, form: Mapping[str, str]) -> dict[str, Any]:
+        """POST one signed RPC operation with a form body (§4.1); the JSON body on success.
+
+        Raises the error that ``errors.ERRORS`` maps the answer to, or ``ProviderError``
+        (``timeout``/``connection``) when there is no answer.
+        """
+        url, headers, body = self._signed(action, form)
+        try:
+            response = self.session.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        text = response.text if payload is None else ""
+        error = error_from_response(response.status_code, payload, response.headers, text)
+        if error is not None:
+            raise error
+        return payload
+
+    def _signed(self, action: str, form: Mapping[str, str]) -> tuple[str, dict[str, str], bytes]:
+        """(URL, headers, body) of a signed request; the headers are sent exactly as signed."""
+        key_id = str(self._opt("ACCESS_KEY_ID"))
+        secret = str(self._opt("ACCESS_KEY_SECRET"))
+        if not key_id or not secret:
+            raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
+                            code="no_credentials")
+        token = str(self._opt("SECURITY_TOKEN")) or None
+        algorithm = str(self._opt("SIGNATURE", "acs3")).lower()
+        if algorithm not in SIGNATURES:
+            raise AuthError(f"SIGNATURE must be one of {SIGNATURES}", code="invalid_option")
+        scheme, host = self.endpoint
+        body = signing.form_encode(dict(sorted(form.items()))).encode()  # keys sorted, §4.1
+        headers = {
+            "host": host,
+            "user-agent": USER_AGENT,
+            "content-type": signing.FORM_CONTENT_TYPE,
+        }
+        if algorithm == "acs3":
+            signed = signing.sign_acs3(
+                "POST", "/", {}, headers, body, key_id, secret,
+                action=action, version=API_VERSION, security_token=token,
+            )
+            return f"{scheme}://{host}/", signed, body
+        # §6: auth in the query, body parameters signed too; no x-acs-date/nonce headers.
+        query = signing.sign_rpc_v1(
+            "POST", {"Action": action, "Version": API_VERSION}, key_id, secret,
+            security_token=token, body_params=form,
+        )
+        headers.update({
+            "x-acs-version": API_VERSION,
+            "x-acs-action": action,
+            "x-acs-credentials-provider": "static_sts" if token else "static_ak",
+        })
+        return f"{scheme}://{host}/?{signing.form_encode(query)}", headers, body

@@ -1,0 +1,7 @@
+"""Test-only URLconf: the signed media view alone (the app's urls.py wires it for real)."""
+
+from django.urls import path
+
+from moderation.media_views import signed_media
+
+urlpatterns = [path("moderation/media/<str:token>/", signed_media)]
