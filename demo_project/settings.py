@@ -107,7 +107,24 @@ else:
 MODERATION = {
     "EVIDENCE_ROOT": VAR_DIR / "evidence",
     "KEYWORDS": {"contraband_drug": ["cheap pills", "buy weed"]},
+    "DEFAULT_PROVIDER": os.environ.get("MODERATION_PROVIDER", "local"),
+    # Where a remote provider (or the emulator) fetches uploads from: signed, expiring URLs.
+    "PUBLIC_BASE_URL": os.environ.get("MODERATION_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
 }
+# Alibaba Cloud, configured from the environment (never from the source). Point
+# MODERATION_ALIYUN_ENDPOINT at `manage.py moderation_emulator` to try it offline.
+if os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
+    MODERATION["PROVIDERS"] = {
+        "aliyun_guardrails": {
+            "BACKEND": "moderation.providers.aliyun.guardrails.GuardrailsProvider",
+            "OPTIONS": {
+                "ACCESS_KEY_ID": os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
+                "ACCESS_KEY_SECRET": os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
+                "UID": os.environ.get("ALIBABA_CLOUD_UID", ""),
+                "ENDPOINT": os.environ.get("MODERATION_ALIYUN_ENDPOINT", ""),
+            },
+        },
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -17,7 +17,7 @@ from django.core.signing import BadSignature
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidden
 from django.views.decorators.http import require_GET
 
-from .providers.aliyun.media_url import MAX_AGE, unsign_name
+from .media_url import MAX_AGE, unsign_name
 
 
 @require_GET

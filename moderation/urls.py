@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from . import views
+from . import media_views, views
 
 app_name = "moderation"
 
 urlpatterns = [
     path("evidence/frame/<int:pk>/", views.frame_thumbnail, name="frame-thumbnail"),
     path("evidence/slice/<int:pk>/", views.slice_clip, name="slice-clip"),
+    # Signed, expiring download of a site's media file for a remote provider.
+    path("media/<str:token>/", media_views.signed_media, name="signed-media"),
 ]

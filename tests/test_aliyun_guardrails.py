@@ -26,8 +26,9 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.signing import TimestampSigner
 from django.test import override_settings
 
+from moderation import media_url
 from moderation.providers.aliyun import errors as aliyun_errors
-from moderation.providers.aliyun import media_url, signing
+from moderation.providers.aliyun import signing
 from moderation.providers.aliyun.guardrails import (
     API_VERSION,
     GuardrailsProvider,

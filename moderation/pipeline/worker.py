@@ -126,6 +126,8 @@ def submit(job: Job, lease: Lease | None = None) -> str:
 
     provider = get_provider(job.provider)
     provider.check_media(media)
+    if provider.needs_url and not media.url:
+        media.url = fetchable_url(job) or ""
     request = build_request(job, provider)
     if job.media_kind == MediaKind.LIVE:
         return follow_stream(job, provider.stream(media, request), lease)
@@ -137,6 +139,15 @@ def submit(job: Job, lease: Lease | None = None) -> str:
         return "done"
     _await(job, result)
     return "submitted"
+
+
+def fetchable_url(job: Job) -> str | None:
+    """A URL a remote provider can fetch the job's file from (see media_url.py)."""
+    from ..media_url import public_url_for
+
+    if job.is_adhoc:
+        return None  # inputs live in private evidence storage, never handed out
+    return public_url_for(getattr(job.content_object, job.field_name).storage, job.file_name)
 
 
 def poll(job: Job) -> str:

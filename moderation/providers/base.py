@@ -112,6 +112,8 @@ class Provider:
     default_scenes: tuple[str, ...] = ()
     #: OPTIONS keys that must be set (checked by moderation.E003)
     required_options: tuple[str, ...] = ()
+    #: the provider fetches media by URL (remote services), not from local bytes
+    needs_url: bool = False
 
     def __init__(self, alias: str, options: dict[str, Any] | None = None):
         self.alias = alias

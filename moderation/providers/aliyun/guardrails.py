@@ -123,6 +123,7 @@ class GuardrailsProvider(Provider):
 
     capabilities = frozenset({IMAGE, SYNC})
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
+    needs_url = True
 
     def __init__(self, alias: str, options: dict[str, Any] | None = None):
         super().__init__(alias, options)

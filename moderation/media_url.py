@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from django.core.files.storage import Storage, default_storage, storages
 from django.core.signing import TimestampSigner
 
-from ...conf import moderation_settings
+from .conf import moderation_settings
 
 SALT = "moderation.media"
 #: Seconds a signed media URL stays valid: long enough for a provider to fetch it after a
