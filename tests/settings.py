@@ -13,7 +13,10 @@ from demo_project.settings import DATABASES, INSTALLED_APPS, MODERATION
 TEST_ROOT = os.environ.get("MODERATION_TEST_ROOT") or tempfile.mkdtemp(prefix="moderation-tests-")
 MEDIA_ROOT = os.path.join(TEST_ROOT, "media")
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
-MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence")}
+# No public base URL unless a test sets one (the test runner runs with DEBUG off, where
+# an http URL is an error, E004).
+MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence"),
+              "PUBLIC_BASE_URL": ""}
 # Our own queue name, so a test run never takes a demo's tasks or leaves its own behind.
 Q_CLUSTER = {**Q_CLUSTER, "name": "moderation-tests"}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
