@@ -13,6 +13,16 @@ from demo_project.settings import DATABASES, INSTALLED_APPS, MODERATION
 TEST_ROOT = os.environ.get("MODERATION_TEST_ROOT") or tempfile.mkdtemp(prefix="moderation-tests-")
 MEDIA_ROOT = os.path.join(TEST_ROOT, "media")
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+# Evidence through a STORAGES alias, so that tests overriding MODERATION still write
+# their evidence under TEST_ROOT (MODERATION["EVIDENCE_STORAGE"] names this alias).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "moderation_evidence": {
+        "BACKEND": "moderation.storage.PrivateFileSystemStorage",
+        "OPTIONS": {"location": os.path.join(TEST_ROOT, "evidence")},
+    },
+}
 # No public base URL unless a test sets one (the test runner runs with DEBUG off, where
 # an http URL is an error, E004).
 MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence"),

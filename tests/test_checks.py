@@ -90,7 +90,7 @@ def test_video_defaults_and_task_timeout(settings):
 
 
 def test_evidence_inside_media_root_warns(settings):
-    conf = {"EVIDENCE_ROOT": f"{settings.MEDIA_ROOT}/evidence"}
+    conf = {"EVIDENCE_STORAGE": None, "EVIDENCE_ROOT": f"{settings.MEDIA_ROOT}/evidence"}
     assert ids(MODERATION=conf) == ["moderation.W001"]
 
 

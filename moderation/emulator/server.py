@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -17,18 +18,27 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from . import guardrails
 from .app import EmulatorApp, Routes
 from .config import EmulatorConfig
+from .guardrails_video import VideoService, WsgiApp
 
 logger = logging.getLogger(__name__)
 
 
-def default_routes() -> Routes:
-    """Every operation the emulator implements, keyed by (action, version)."""
-    return {**guardrails.ROUTES}
+def default_routes(video: VideoService | None = None) -> Routes:
+    """Every operation the emulator implements, keyed by (action, version); the video
+    operations need the per-emulator :class:`VideoService` that holds their tasks."""
+    return {**guardrails.ROUTES, **(video.routes() if video is not None else {})}
 
 
 def make_app(config: EmulatorConfig, routes: Routes | None = None) -> EmulatorApp:
-    """The WSGI app with the default routes; usable under any WSGI server."""
+    """The WSGI app with the given routes (default: the stateless ones); usable under any
+    WSGI server. :func:`start` adds the video operations and their temporary files."""
     return EmulatorApp(config, default_routes() if routes is None else routes)
+
+
+def make_full_app(config: EmulatorConfig) -> tuple[WsgiApp, VideoService]:
+    """Every default operation, video included, and the video state to close on stop."""
+    video = VideoService(config)
+    return video.wsgi(EmulatorApp(config, default_routes(video))), video
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -58,6 +68,7 @@ class RunningEmulator:
     config: EmulatorConfig
     server: WSGIServer
     thread: threading.Thread
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def host(self) -> str:
@@ -81,6 +92,8 @@ class RunningEmulator:
             self.server.shutdown()
             self.thread.join(5)
         self.server.server_close()
+        while self.on_stop:
+            self.on_stop.pop()()
 
     def __enter__(self) -> RunningEmulator:
         return self
@@ -92,10 +105,16 @@ class RunningEmulator:
 def start(config: EmulatorConfig, routes: Routes | None = None) -> RunningEmulator:
     """Serve ``config`` on ``config.host``:``config.port`` (0 picks a free port) in a daemon
     thread and return at once; the port is bound when this returns."""
+    closers: list[Callable[[], None]] = []
+    if routes is None:
+        app, video = make_full_app(config)
+        closers.append(video.close)
+    else:
+        app = make_app(config, routes)
     server = make_server(
         config.host,
         config.port,
-        make_app(config, routes),
+        app,
         server_class=_ThreadingServer,
         handler_class=_Handler,
     )
@@ -106,4 +125,4 @@ def start(config: EmulatorConfig, routes: Routes | None = None) -> RunningEmulat
         daemon=True,
     )
     thread.start()
-    return RunningEmulator(config, server, thread)
+    return RunningEmulator(config, server, thread, closers)

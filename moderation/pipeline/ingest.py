@@ -89,15 +89,37 @@ def _store_evidence(job: Job, result: Result) -> dict[tuple[str, int], str]:
     stored: dict[tuple[str, int], str] = {}
     day = timezone.now().strftime("%Y/%m/%d")
     for i, frame in enumerate(result.frames):
-        if isinstance(frame.image, bytes) and (keep_all or frame.risk_level != "none"
-                                               or len(result.frames) == 1):
-            name = f"frames/{day}/job{job.pk}-{i}-{int(frame.offset * 1000)}.jpg"
-            stored[("frame", i)] = storage.save(name, ContentFile(frame.image))
+        if keep_all or frame.risk_level != "none" or len(result.frames) == 1:
+            data = _evidence_bytes(frame.image)
+            if data:
+                name = f"frames/{day}/job{job.pk}-{i}-{int(frame.offset * 1000)}.jpg"
+                stored[("frame", i)] = storage.save(name, ContentFile(data))
     for i, part in enumerate(result.slices):
-        if isinstance(part.audio, bytes) and part.risk_level != "none":
-            name = f"clips/{day}/job{job.pk}-{i}-{int(part.start * 1000)}.wav"
-            stored[("slice", i)] = storage.save(name, ContentFile(part.audio))
+        if part.risk_level != "none":
+            data = _evidence_bytes(part.audio)
+            if data:
+                suffix = ".wav" if isinstance(part.audio, bytes) else _suffix(part.audio)
+                name = f"clips/{day}/job{job.pk}-{i}-{int(part.start * 1000)}{suffix}"
+                stored[("slice", i)] = storage.save(name, ContentFile(data))
     return stored
+
+
+def _evidence_bytes(image_or_url) -> bytes | None:
+    """Our own bytes, or a provider's (expiring) URL copied now."""
+    if isinstance(image_or_url, bytes):
+        return image_or_url
+    if isinstance(image_or_url, str) and image_or_url.startswith(("http://", "https://")):
+        from ..evidence import download
+
+        return download(image_or_url)
+    return None
+
+
+def _suffix(url: str) -> str:
+    from pathlib import PurePosixPath
+
+    suffix = PurePosixPath(url.split("?", 1)[0]).suffix.lower()
+    return suffix if suffix in (".wav", ".mp3", ".m4a", ".aac", ".ogg") else ".audio"
 
 
 def _write_frames(job: Job, result: Result, evidence) -> None:

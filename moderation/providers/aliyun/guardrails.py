@@ -1,4 +1,5 @@
-"""Alibaba Cloud Content Moderation 2.0 ("AI Guardrails"), synchronous image moderation.
+"""Alibaba Cloud Content Moderation 2.0 ("AI Guardrails"): synchronous image moderation and
+asynchronous video moderation (submit, poll, cancel; parsing in ``guardrails_video``).
 
 Wire protocol per shared/specs/aliyun-protocol.md: RPC ``POST /`` with the operation in
 ``x-acs-action``, parameters ``Service`` + ``ServiceParameters`` (a JSON *string*) in a
@@ -13,7 +14,8 @@ OPTIONS (``MODERATION["PROVIDERS"][alias]["OPTIONS"]``):
 ``http://127.0.0.1:PORT`` for the local emulator; scheme optional, default https),
 ``SERVICE`` (``baselineCheck_global``; free text, consoles clone services under new codes),
 ``SIGNATURE`` (``acs3`` | ``rpc_v1``), ``TIMEOUT`` ((connect, read) seconds, ``(5, 20)``),
-``REFERER`` (sent as ``referer`` for hot-link-protected URLs).
+``REFERER`` (sent as ``referer`` for hot-link-protected URLs), ``VIDEO_SERVICE``
+(``videoDetection_global``), ``CRYPT_TYPE`` (callback signature type, sent with a callback).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import requests
 
 from ...labels import make_label
 from ...policy import suggestion_for
-from ..base import IMAGE, SYNC, Media, ModerationRequest, Provider
+from ..base import IMAGE, SYNC, VIDEO, Media, ModerationRequest, Provider
 from ..errors import AuthError, NotSupported, ProviderError
 from ..result import RISK_LEVELS, Frame, Label, Result, worst_risk
+from . import guardrails_video as video
 from . import signing
 from .errors import error_from_response, transport_error
 
@@ -121,7 +124,7 @@ def parse_image_response(body: Mapping[str, Any], service: str) -> Result:
 class GuardrailsProvider(Provider):
     """Content Moderation 2.0 over HTTPS with ``requests`` (no Alibaba SDK needed)."""
 
-    capabilities = frozenset({IMAGE, SYNC})
+    capabilities = frozenset({IMAGE, VIDEO, SYNC})
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     needs_url = True
 
@@ -138,6 +141,10 @@ class GuardrailsProvider(Provider):
     @property
     def service(self) -> str:
         return str(self._opt("SERVICE", DEFAULT_SERVICE))
+
+    @property
+    def video_service(self) -> str:
+        return str(self._opt("VIDEO_SERVICE", video.DEFAULT_VIDEO_SERVICE))
 
     @property
     def endpoint(self) -> tuple[str, str]:
@@ -162,7 +169,43 @@ class GuardrailsProvider(Provider):
     # --- moderation --------------------------------------------------------------------------
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
-        """Moderate one image by URL with ``ImageModeration`` and return the finished result."""
+        """An image: ``ImageModeration``, finished at once. A video: ``VideoModeration``,
+        ``in_progress`` with the service's task id (poll with :meth:`fetch`)."""
+        url = self._public_url(media)
+        if media.kind == VIDEO:
+            callback = request.callback_url
+            params = video.submit_parameters(
+                url,
+                request.data_id,
+                callback=callback,
+                seed=request.seed if callback else "",
+                crypt_type=str(self._opt("CRYPT_TYPE")) if callback else "",
+            )
+            body = self.call(video.SUBMIT_ACTION, self._video_form(params))
+            return video.parse_submit(body)
+        params = service_parameters(url, request.data_id, str(self._opt("REFERER")))
+        body = self.call(IMAGE_ACTION, {"Service": self.service, "ServiceParameters": params})
+        return parse_image_response(body, self.service)
+
+    def fetch(self, task_id: str, request: ModerationRequest | None = None) -> Result:
+        """``VideoModerationResult``: ``in_progress`` on Code 280, else the finished result;
+        a result past its retention raises ``Expired`` (``errors.ERRORS``)."""
+        body = self.call(
+            video.RESULT_ACTION,
+            self._video_form(video.task_parameters(task_id)),
+            accept=(video.PROCESSING,),
+        )
+        return video.parse_video_result(body, self.video_service, task_id)
+
+    def cancel(self, task_id: str) -> None:
+        """``VideoModerationCancel``: stop an unfinished (or live) video task (§4.2)."""
+        self.call(video.CANCEL_ACTION, self._video_form(video.task_parameters(task_id)))
+
+    def _video_form(self, params: str) -> dict[str, str]:
+        return {"Service": self.video_service, "ServiceParameters": params}
+
+    @staticmethod
+    def _public_url(media: Media) -> str:
         url = media.url
         if not url or urlsplit(url).scheme not in ("http", "https"):
             raise NotSupported(
@@ -170,12 +213,13 @@ class GuardrailsProvider(Provider):
                 "MODERATION['PUBLIC_BASE_URL'] or use a storage with absolute URLs",
                 code="no_public_url",
             )
-        params = service_parameters(url, request.data_id, str(self._opt("REFERER")))
-        body = self.call(IMAGE_ACTION, {"Service": self.service, "ServiceParameters": params})
-        return parse_image_response(body, self.service)
+        return url
 
-    def call(self, action: str, form: Mapping[str, str]) -> dict[str, Any]:
-        """POST one signed RPC operation with a form body (§4.1); the JSON body on success.
+    def call(
+        self, action: str, form: Mapping[str, str], *, accept: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        """POST one signed RPC operation with a form body (§4.1); the JSON body on success
+        (business Code 200, or one of ``accept`` such as 280 "processing").
 
         Raises the error that ``errors.ERRORS`` maps the answer to, or ``ProviderError``
         (``timeout``/``connection``) when there is no answer.
@@ -191,6 +235,12 @@ class GuardrailsProvider(Provider):
             payload = response.json()
         except ValueError:
             payload = None
+        if (
+            response.status_code == 200
+            and isinstance(payload, dict)
+            and str(payload.get("Code")) in {str(code) for code in accept}
+        ):
+            return payload
         text = response.text if payload is None else ""
         error = error_from_response(response.status_code, payload, response.headers, text)
         if error is not None:
