@@ -35,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 5,
     "RETRY_BACKOFF": 30,  # seconds before the first retry
     "RETRY_BACKOFF_MAX": 3600,
-    "POLL_INTERVAL": 30,  # seconds between polls of an asynchronous provider
+    "POLL_INTERVAL": 30,  # seconds before the first poll of an asynchronous provider
+    "POLL_INTERVAL_MAX": 300,  # polls back off to a quarter of the time waited, up to this
     # A worker holds a job for at most this long; after that the sweeper hands it on.
     "LEASE_SECONDS": 900,
     # django-q2 schedule that re-enqueues due, stuck or lost jobs (created on migrate).

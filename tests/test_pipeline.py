@@ -324,3 +324,15 @@ def test_replaced_and_deleted_evidence_leaves_no_files(photo_job, scripted,
     with django_capture_on_commit_callbacks(execute=True):
         job.delete()
     assert not storage.exists(second_name)
+
+
+def test_polls_back_off_with_the_time_waited(photo_job, scripted):
+    from datetime import timedelta as td
+
+    photo, job = photo_job()
+    job.submitted_at = timezone.now()
+    assert pipeline.worker.poll_delay(job) == 30  # the first poll: POLL_INTERVAL
+    job.submitted_at = timezone.now() - td(minutes=10)
+    assert 149 <= pipeline.worker.poll_delay(job) <= 151  # a quarter of 600 s
+    job.submitted_at = timezone.now() - td(hours=2)
+    assert pipeline.worker.poll_delay(job) == 300  # capped

@@ -163,8 +163,16 @@ def poll(job: Job) -> str:
 def _await(job: Job, result: Result) -> None:
     job.provider_task_id = result.task_id or job.provider_task_id
     job.status = Status.IN_PROGRESS if result.status == "in_progress" else Status.SUBMITTED
-    job.next_attempt_at = timezone.now() + timedelta(seconds=moderation_settings.POLL_INTERVAL)
+    job.next_attempt_at = timezone.now() + timedelta(seconds=poll_delay(job))
     job.save(update_fields=["provider_task_id", "status", "next_attempt_at", "updated_at"])
+
+
+def poll_delay(job: Job) -> float:
+    """Seconds until the next poll: POLL_INTERVAL at first, then a quarter of the time the
+    provider has had so far (a 2-hour video is not asked about every 30 s), capped."""
+    waited = (timezone.now() - job.submitted_at).total_seconds() if job.submitted_at else 0
+    return min(max(moderation_settings.POLL_INTERVAL, waited / 4),
+               max(moderation_settings.POLL_INTERVAL_MAX, moderation_settings.POLL_INTERVAL))
 
 
 def build_request(job: Job, provider) -> ModerationRequest:
