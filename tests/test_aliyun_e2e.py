@@ -67,3 +67,34 @@ def test_wrong_secret_is_a_visible_auth_failure(live_server, emulator, register)
         assert pipeline.process(job.pk) == "failed"
     job.refresh_from_db()
     assert job.error_code and "SignatureDoesNotMatch" in job.error_message
+
+
+def test_video_submit_polls_and_ingests_with_evidence_copied(live_server, emulator, register):
+    import time
+
+    from moderation.models import AudioSlice
+
+    media = SAMPLES.parent.parent / "tests" / "media" / "speech_ad.mp4"
+    conf = {**guardrails_settings(live_server, emulator), "POLL_INTERVAL": 0,
+            "POLL_INTERVAL_MAX": 0, "ALLOW_PRIVATE_ADDRESSES": True}
+    with override_settings(MODERATION=conf):
+        get_provider.cache_clear()
+        register(Photo, provider="aliyun_guardrails", kinds={"image": "video"})
+        photo = Photo.objects.create(image=ContentFile(media.read_bytes(), name="v.mp4"))
+        job = Job.objects.get(object_id=str(photo.pk))
+        outcomes = [pipeline.process(job.pk)]
+        job.refresh_from_db()
+        assert outcomes == ["submitted"] and job.provider_task_id
+        deadline = time.monotonic() + 90
+        while outcomes[-1] != "done" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            outcomes.append(pipeline.process(job.pk))
+    assert outcomes[-1] == "done", outcomes
+    assert "in_progress" in outcomes  # the emulator answered 280 while it worked
+    job.refresh_from_db()
+    qr = Frame.objects.filter(job=job, labels__label="pt_qrCode").order_by("offset")
+    assert qr and qr.first().offset >= 4 and qr.last().offset <= 10
+    assert all(frame.thumbnail for frame in qr)  # TempUrl copied into our storage
+    profane = [s for s in AudioSlice.objects.filter(job=job) if "profanity" in s.label_names]
+    assert profane and abs(profane[0].start - 14) <= 1 and profane[0].clip
+    assert job.frame_summary["pt_qrCode"] == qr.count()

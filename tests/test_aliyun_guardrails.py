@@ -341,12 +341,13 @@ def test_endpoints():
 
 
 def test_declares_capabilities_and_required_options():
-    assert GuardrailsProvider.capabilities == {"image", "sync"}
+    assert GuardrailsProvider.capabilities == {"image", "video", "sync"}
     assert GuardrailsProvider.required_options == ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     provider = GuardrailsProvider("g", {})
     provider.check_media(image())
+    provider.check_media(Media(name="v.mp4", kind="video", url="https://x/v.mp4"))
     with pytest.raises(NotSupported):
-        provider.check_media(Media(name="v.mp4", kind="video", url="https://x/v.mp4"))
+        provider.check_media(Media(name="s.m3u8", kind="live", url="https://x/s.m3u8"))
 
 
 # --- the request on the wire ---------------------------------------------------------------

@@ -6,8 +6,11 @@ gateway errors exactly as the API gateway does (§8.1) and moderates with the of
 ``local`` provider, so the official SDKs and our own client can be tested end to end with
 no account, no network and no cost.
 
-Implemented so far: Content Moderation 2.0 ``ImageModeration`` (2022-03-02, §4). Content
-Moderation 1.0 paths (``/green/...``) answer a gateway ``InvalidApi.NotFound`` for now.
+Implemented so far: Content Moderation 2.0 ``ImageModeration`` and ``VideoModeration`` /
+``VideoModerationResult`` (280 while working, 594 after retention) / ``VideoModerationCancel``
+(2022-03-02, §4), with frame images and audio slices served under ``/_emulator/``.
+Content Moderation 1.0 paths (``/green/...``) and IMM answer a gateway
+``InvalidApi.NotFound`` for now; callbacks and rate limits are not emulated yet.
 
 Start it from Django::
 
@@ -24,5 +27,6 @@ or from Python (tests)::
     running.stop()
 
 Pieces: :mod:`.config` (keys and limits), :mod:`.app` (the WSGI app: read, verify,
-route), :mod:`.guardrails` (2.0 handlers), :mod:`.server` (a threaded ``wsgiref`` server).
+route), :mod:`.guardrails` / :mod:`.guardrails_video` (2.0 handlers), :mod:`.tasks` (the
+asynchronous task store), :mod:`.server` (a threaded ``wsgiref`` server).
 """

@@ -139,7 +139,7 @@ def parse_video_result(body: Mapping[str, Any], service: str, task_id: str = "")
     """
     data = body.get("Data") if isinstance(body.get("Data"), Mapping) else {}
     task_id = str(data.get("TaskId") or task_id)
-    if body.get("Code") == PROCESSING:
+    if str(body.get("Code")) == str(PROCESSING):
         return Result(status="in_progress", task_id=task_id, raw=dict(body))
     if not data:
         raise ProviderError(f"{RESULT_ACTION} answered Code 200 without Data",
