@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import media_views, views
+from . import callbacks, media_views, views
 
 app_name = "moderation"
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("evidence/slice/<int:pk>/", views.slice_clip, name="slice-clip"),
     # Signed, expiring download of a site's media file for a remote provider.
     path("media/<str:token>/", media_views.signed_media, name="signed-media"),
+    # Results pushed by a provider (Alibaba callbacks, checksum-verified).
+    path("callbacks/<str:provider_alias>/", callbacks.receive, name="callback"),
 ]

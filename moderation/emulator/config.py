@@ -48,6 +48,11 @@ class EmulatorConfig:
     # that tests can serve images locally. Other private addresses stay refused.
     allow_loopback_urls: bool = True
     allow_private_urls: bool = False
+    # Callbacks (aliyun-api-reference.md §2.11): a first POST when a task finishes, then one
+    # retry per entry (seconds after the previous try) until an answer is HTTP 200. The docs
+    # say "up to 3 retries" without the spacing; the default spacing is ours.
+    callback_retries: tuple[float, ...] = (1.0, 10.0, 60.0)
+    callback_timeout: float = 5.0
     # Placeholders, not enforced yet: QPS per account (§2.6 code 588) and result retention.
     qps_limit: int | None = None
     result_retention: timedelta = timedelta(hours=24)
@@ -64,6 +69,8 @@ class EmulatorConfig:
         unknown = sorted(set(given) - names)
         if unknown:
             raise ValueError(f"unknown emulator settings: {', '.join(unknown)}")
+        if "callback_retries" in given:
+            given["callback_retries"] = tuple(float(s) for s in given["callback_retries"])
         if "oss_root" in given:
             given["oss_root"] = Path(given["oss_root"])
         return cls(**given)

@@ -13,17 +13,24 @@ not ``Msg`` (§4.2). Frame images and audio slices are served by the emulator it
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+import requests
+
 from ..labels import rule_for
 from ..providers import Label, MediaError, Result
+from ..providers.aliyun.checksum import CRYPT_TYPES, callback_checksum
 from ..providers.result import worst_risk
 from .app import Call, Reply, Routes
 from .config import EmulatorConfig
@@ -35,13 +42,16 @@ from .guardrails import (
     TOO_LARGE,
     VERSION,
     BusinessError,
+    _check_url,
     _invalid,
     _optional_str,
     _service_parameters,
     fetch_url,
     read_oss_object,
 )
-from .tasks import RUNNING, Task, TaskStore, new_task_id
+from .tasks import DONE, RUNNING, Task, TaskStore, new_task_id
+
+logger = logging.getLogger(__name__)
 
 SCENES = ["porn", "qrcode", "ad"]
 ENGINE_OPTIONS = {"parallelism": "threads"}
@@ -92,10 +102,11 @@ class VideoService:
                 raise BusinessError(BAD_REQUEST, "Service is required")
             parameters = _service_parameters(call.params.get("ServiceParameters"))
             data_id = _optional_str(parameters, "dataId")
+            push = self._callback(parameters)
             path = self._download(parameters)
         except BusinessError as exc:
             return _reply(call, exc.code, exc.message)
-        task = Task(new_task_id(), data_id, service)
+        task = Task(new_task_id(), data_id, service, **push)
         self.store.add(task)
         base_url = f"http://{call.request.headers.get('host', '')}"
         self.executor.submit(self._analyse, task, path, base_url)
@@ -134,6 +145,23 @@ class VideoService:
             raise BusinessError(EXPIRED, f"the task {task_id!r} does not exist or has expired")
         return task
 
+    def _callback(self, parameters: dict[str, Any]) -> dict[str, str]:
+        """The callback trio, checked: an http(s) URL we may reach, a seed, SHA256 or SM3."""
+        callback = _optional_str(parameters, "callback") or ""
+        if not callback:
+            return {}
+        try:
+            _check_url(callback, self.config)
+        except BusinessError:
+            raise _invalid("callback") from None
+        seed = _optional_str(parameters, "seed") or ""
+        if not seed:
+            raise BusinessError(BAD_REQUEST, "seed is required with callback")
+        crypt_type = (_optional_str(parameters, "cryptType") or "SHA256").upper()
+        if crypt_type not in CRYPT_TYPES:
+            raise _invalid("cryptType")
+        return {"callback": callback, "seed": seed, "crypt_type": crypt_type}
+
     def _download(self, parameters: dict[str, Any]) -> str:
         """The video in a temporary file, from ``url`` or the OSS stand-in."""
         config = replace(self.config, max_image_bytes=MAX_VIDEO_BYTES)
@@ -171,6 +199,35 @@ class VideoService:
             self.store.finish(task.task_id, error=(ALGO_FAILED, f"algorithm failed: {exc}"))
         finally:
             os.unlink(path)
+        finished = self.store.get(task.task_id)
+        if task.callback and finished is not None and finished.state == DONE:
+            threading.Thread(target=self.deliver, args=(finished,), daemon=True,
+                             name=f"emulator-callback-{task.task_id}").start()
+
+    def deliver(self, task: Task) -> bool:
+        """POST ``checksum`` + ``content`` to the task's callback URL; retry on any answer
+        but 200 per ``config.callback_retries``. True when acknowledged."""
+        content = json.dumps(task.data, ensure_ascii=False, separators=(",", ":"))
+        form = {"checksum": callback_checksum(self.config.uid, task.seed, content,
+                                              task.crypt_type),
+                "content": content}
+        session = requests.Session()
+        session.trust_env = False  # loopback callbacks never go through a proxy
+        try:
+            for delay in (0.0, *self.config.callback_retries):
+                time.sleep(delay)
+                try:
+                    answer = session.post(task.callback, data=form, allow_redirects=False,
+                                          timeout=self.config.callback_timeout)
+                    if answer.status_code == 200:
+                        return True
+                    logger.info("callback of %s answered %s", task.task_id, answer.status_code)
+                except requests.RequestException as exc:
+                    logger.info("callback of %s failed: %s", task.task_id, exc)
+            logger.warning("callback of %s given up", task.task_id)
+            return False
+        finally:
+            session.close()
 
     # --- temporary files -----------------------------------------------------------------
 

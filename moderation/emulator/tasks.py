@@ -31,6 +31,10 @@ class Task:
     error: tuple[int, str] | None = None  # (business code, message) when failed
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     finished_at: float | None = None
+    # The callback trio of the submission (§2.5); no callback when ``callback`` is empty.
+    callback: str = ""
+    seed: str = ""
+    crypt_type: str = "SHA256"
 
 
 def new_task_id() -> str:

@@ -7,6 +7,7 @@ import logging
 import random
 from datetime import timedelta
 
+from django.urls import reverse
 from django.utils import timezone
 
 from .. import signals
@@ -181,9 +182,16 @@ def build_request(job: Job, provider) -> ModerationRequest:
         biz_type=job.biz_type,
         data_id=job.data_id,
         seed=job.seed,
+        callback_url=_callback_url(job.provider),
         libraries=hash_library(),
         options={k: v for k, v in (job.options or {}).items() if k != "frames"},
     )
+
+
+def _callback_url(alias: str) -> str:
+    """Where the provider pushes results: CALLBACK_BASE_URL + our callback view, or ""."""
+    base = moderation_settings.CALLBACK_BASE_URL
+    return f"{base.rstrip('/')}{reverse('moderation:callback', args=[alias])}" if base else ""
 
 
 def reusable_result(job: Job) -> Job | None:

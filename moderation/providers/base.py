@@ -142,5 +142,9 @@ class Provider:
     def feedback(self, task_id: str, decision: str, request: ModerationRequest) -> None:
         raise NotSupported(f"provider {self.alias!r} takes no feedback")
 
+    def parse_callback(self, content: dict[str, Any]) -> Result:
+        """A finished result from a pushed (verified) callback body (``callback`` capability)."""
+        raise NotSupported(f"provider {self.alias!r} takes no callbacks")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"

@@ -15,7 +15,8 @@ OPTIONS (``MODERATION["PROVIDERS"][alias]["OPTIONS"]``):
 ``SERVICE`` (``baselineCheck_global``; free text, consoles clone services under new codes),
 ``SIGNATURE`` (``acs3`` | ``rpc_v1``), ``TIMEOUT`` ((connect, read) seconds, ``(5, 20)``),
 ``REFERER`` (sent as ``referer`` for hot-link-protected URLs), ``VIDEO_SERVICE``
-(``videoDetection_global``), ``CRYPT_TYPE`` (callback signature type, sent with a callback).
+(``videoDetection_global``), ``CRYPT_TYPE`` (callback checksum ``SHA256`` | ``SM3``, sent with
+a callback), ``UID`` (the account id the callback checksum is computed with, §2.11).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..errors import AuthError, NotSupported, ProviderError
 from ..result import RISK_LEVELS, Frame, Label, Result, worst_risk
 from . import guardrails_video as video
 from . import signing
+from .callbacks import parse_video_callback
 from .errors import error_from_response, transport_error
 
 API_VERSION = "2022-03-02"
@@ -179,7 +181,7 @@ class GuardrailsProvider(Provider):
                 request.data_id,
                 callback=callback,
                 seed=request.seed if callback else "",
-                crypt_type=str(self._opt("CRYPT_TYPE")) if callback else "",
+                crypt_type=str(self._opt("CRYPT_TYPE", "SHA256")) if callback else "",
             )
             body = self.call(video.SUBMIT_ACTION, self._video_form(params))
             return video.parse_submit(body)
@@ -200,6 +202,10 @@ class GuardrailsProvider(Provider):
     def cancel(self, task_id: str) -> None:
         """``VideoModerationCancel``: stop an unfinished (or live) video task (§4.2)."""
         self.call(video.CANCEL_ACTION, self._video_form(video.task_parameters(task_id)))
+
+    def parse_callback(self, content: dict[str, Any]) -> Result:
+        """A verified video callback ``content`` (§3.6) as a finished Result."""
+        return parse_video_callback(content, self.video_service)
 
     def _video_form(self, params: str) -> dict[str, str]:
         return {"Service": self.video_service, "ServiceParameters": params}
