@@ -12,6 +12,7 @@
 | moderation.E008 | an unknown MODERATION key (a typo would be silently ignored)     |
 | moderation.E009 | the local provider's packages are missing (the ``local`` extra)  |
 | moderation.E010 | VIDEO_INTERVAL / VIDEO_MAX_FRAMES out of range                   |
+| moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 """
@@ -27,6 +28,7 @@ from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
+from .providers.base import Provider
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 from .registry import validate_frame_options
 
@@ -81,6 +83,15 @@ def check_settings(app_configs=None, **kwargs):
                 id="moderation.E002",
             ))
             continue
+        takes_callbacks = provider_class.parse_callback is not Provider.parse_callback
+        if (moderation_settings.CALLBACK_BASE_URL and takes_callbacks
+                and not conf.get("OPTIONS", {}).get("UID")):
+            errors.append(Error(
+                f"Provider {alias!r} receives callbacks but has no UID option: every "
+                "callback would be refused (its checksum includes the account UID).",
+                hint="Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL.",
+                id="moderation.E011",
+            ))
         required = getattr(provider_class, "required_options", ())
         missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
         if missing_options:

@@ -57,6 +57,15 @@ def test_alibaba_without_credentials():
     assert ids(MODERATION=conf) == ["moderation.E003"]
 
 
+def test_callbacks_need_the_account_uid():
+    guardrails = {"BACKEND": "moderation.providers.aliyun.guardrails.GuardrailsProvider",
+                  "OPTIONS": {"ACCESS_KEY_ID": "id", "ACCESS_KEY_SECRET": "s"}}
+    conf = {"CALLBACK_BASE_URL": "https://example.com", "PROVIDERS": {"g": guardrails}}
+    assert ids(MODERATION=conf) == ["moderation.E011"]
+    guardrails["OPTIONS"]["UID"] = "1234"
+    assert ids(MODERATION=conf) == []
+
+
 def test_callback_url_must_be_https_in_production():
     conf = {"CALLBACK_BASE_URL": "http://example.com/cb"}
     assert ids(MODERATION=conf, DEBUG=False) == ["moderation.E004"]
