@@ -1,4 +1,4 @@
-"""Alibaba Cloud request signing (moderation/providers/aliyun/signing.py).
+"""Alibaba Cloud request signing (moderation/providers/aliyun/signing/).
 
 The client signers must reproduce, and the emulator verifiers must accept, every request
 the official SDKs produced in shared/specs/aliyun-signature-vectors.json (aliyun-protocol.md
