@@ -316,9 +316,10 @@ def test_unsigned_request_is_refused(emulator):
     assert (response.status_code, response.json()["Code"]) == (400, "IncompleteSignature")
 
 
-def test_content_moderation_1_is_not_implemented_yet(emulator):
-    path, query = "/green/image/scan", {"RegionId": "cn-shanghai"}
-    body = b'{"scenes": ["porn"], "tasks": [{"url": "https://example.com/a.jpg"}]}'
+def test_other_content_moderation_1_operations_are_not_implemented_yet(emulator):
+    # ImageSyncScan (/green/image/scan) is served: tests/test_aliyun_green.py
+    path, query = "/green/video/asyncscan", {"RegionId": "cn-shanghai"}
+    body = b'{"scenes": ["porn"], "tasks": [{"url": "https://example.com/a.mp4"}]}'
     headers = signing.sign_roa(
         "POST", path, query, {"Content-Type": "application/json"}, body, AK_ID, AK_SECRET
     )

@@ -3,11 +3,13 @@
 Every request goes through the same gateway steps as on Alibaba Cloud (aliyun-protocol.md
 §9): the signature is checked first with :func:`signing.verify_request` (ACS3 §5.1, RPC V1
 §6, ROA §3.1), then 2.0/IMM requests (``POST /``) are routed on the *signed* action and
-version, and ``/green/...`` (1.0) answers "not implemented yet". Gateway refusals use the
-§8.1 envelope and a non-2xx status; handlers answer business results themselves (§8.2).
+version, and ``/green/...`` (1.0, ROA) on the path and signed version: the 1.0 routes of
+:mod:`.green` are always registered; other 1.0 paths answer "not implemented yet". Gateway
+refusals use the §8.1 envelope and a non-2xx status; handlers answer business results
+themselves (§8.2).
 
-The app knows no operation: handlers arrive as a ``routes`` mapping (see
-:mod:`.guardrails` and :func:`.server.make_app`), so new products plug in without touching it.
+Apart from the 1.0 routes (:func:`roa_routes`), the app knows no operation: handlers arrive
+as a ``routes`` mapping (see :mod:`.guardrails` and :func:`.server.make_app`).
 """
 
 from __future__ import annotations
@@ -89,7 +91,15 @@ class Reply:
 
 
 Handler = Callable[[Call], Reply]
-Routes = Mapping[tuple[str, str], Handler]  # (action, version) -> handler
+# (action, version) -> handler for 2.0/IMM; (path, version) for 1.0 ROA paths (§2.2).
+Routes = Mapping[tuple[str, str], Handler]
+
+
+def roa_routes() -> Routes:
+    """The 1.0 (ROA) operations, keyed by (path, version)."""
+    from .green import ROUTES  # deferred: .green builds on this module
+
+    return ROUTES
 
 
 class EmulatorApp:
@@ -97,7 +107,7 @@ class EmulatorApp:
 
     def __init__(self, config: EmulatorConfig, routes: Routes) -> None:
         self.config = config
-        self.routes = dict(routes)
+        self.routes = {**roa_routes(), **routes}
         self.nonces = NonceCache()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -136,15 +146,29 @@ class EmulatorApp:
             nonces=self.nonces,
         )
         if request.path != RPC_PATH:
-            raise _api_not_found(
-                f"POST {request.path}: Content Moderation 1.0 is not implemented by the "
-                "emulator yet"
-            )
-        handler = self.routes.get((verified.action or "", verified.version or ""))
+            handler = self._roa_handler(request.path, verified)
+        else:
+            handler = self.routes.get((verified.action or "", verified.version or ""))
         if handler is None:
             raise self._unknown_action(verified)
         params = {**request.query, **request.form}
         return handler(Call(request, verified, params, self.config))
+
+    def _roa_handler(self, path: str, verified: VerifiedRequest) -> Handler:
+        """The 1.0 handler of ``path``; ``InvalidVersion`` for a known path at another version."""
+        handler = self.routes.get((path, verified.version or ""))
+        if handler is not None:
+            return handler
+        if any(route_path == path for route_path, _ in self.routes):
+            raise GatewayError(
+                "InvalidVersion",
+                f"Specified parameter Version is not valid ({verified.version}).",
+                400,
+            )
+        raise _api_not_found(
+            f"POST {path}: this Content Moderation 1.0 operation is not implemented by the "
+            "emulator yet"
+        )
 
     def _unknown_action(self, verified: VerifiedRequest) -> GatewayError:
         """§8.1 ``InvalidAction.NotFound``; ``InvalidVersion`` when only the version is off."""
