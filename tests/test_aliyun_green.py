@@ -188,3 +188,12 @@ def test_client_wrong_secret_is_auth_error(emulator, image_server):
     with pytest.raises(AuthError) as info:
         scan(emulator, f"{image_server}/benign.jpg", secret="wrong")
     assert "SignatureDoesNotMatch" in str(info.value)
+
+
+def test_a_1_0_per_task_403_is_a_refused_url_not_throttling():
+    from moderation.providers.aliyun.errors import V1_OVERRIDES, error_for
+    from moderation.providers.errors import MediaError, Throttled
+
+    assert isinstance(error_for(403), Throttled)  # 2.0's meaning
+    refused = error_for(403, "url forbidden", overrides=V1_OVERRIDES)
+    assert isinstance(refused, MediaError) and refused.code == "download_forbidden"

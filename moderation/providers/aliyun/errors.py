@@ -76,6 +76,13 @@ ERRORS: dict[int | str, ErrorRule] = {
     "ServiceUnavailable": (ProviderError, "service_unavailable"),
 }
 
+#: Where Content Moderation 1.0 means something else by the same business code (§2.6):
+#: a per-task 403 there is "the image URL was refused", not a QPS limit, and must fail the
+#: job rather than be retried forever as throttling.
+V1_OVERRIDES: dict[int | str, ErrorRule] = {
+    403: (MediaError, "download_forbidden"),
+}
+
 _XML_CODE = re.compile(r"<Code>\s*([^<]+?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>")
 MAX_MESSAGE = 500  # provider messages can quote a whole string-to-sign
@@ -96,8 +103,11 @@ def _as_code(value: Any) -> int | str | None:
     return None
 
 
-def _rule_for(code: int | str | None, http_status: int) -> ErrorRule:
-    """Table entry, then the ``Throttling.*`` family, then a fallback by HTTP status."""
+def _rule_for(code: int | str | None, http_status: int,
+              overrides: Mapping[int | str, ErrorRule] | None = None) -> ErrorRule:
+    """Protocol override, table entry, the ``Throttling.*`` family, then HTTP status."""
+    if code is not None and overrides and code in overrides:
+        return overrides[code]
     if code is not None and code in ERRORS:
         return ERRORS[code]
     if isinstance(code, str) and code.startswith("Throttling"):
@@ -119,10 +129,11 @@ def error_for(
     http_status: int = 200,
     request_id: str = "",
     retry_after: str = "",
+    overrides: Mapping[int | str, ErrorRule] | None = None,
 ) -> ModerationError:
     """The error to raise for one failed answer; the message names code, status and request id
     so an operator can quote them to Alibaba support."""
-    cls, job_code = _rule_for(code, http_status)
+    cls, job_code = _rule_for(code, http_status, overrides)
     if retry_after.strip() not in ("", "0"):  # §8.1: the SDKs treat it as throttling
         cls, job_code = Throttled, "throttled"
     text = f"Alibaba Cloud answered {code or 'an error'} (HTTP {http_status})"

@@ -27,7 +27,7 @@ from ..base import IMAGE, SYNC, Media, ModerationRequest, Provider
 from ..errors import AuthError, NotSupported, ProviderError
 from ..result import Frame, Label, Result, worst_risk
 from . import signing
-from .errors import error_for, error_from_response, transport_error
+from .errors import V1_OVERRIDES, error_for, error_from_response, transport_error
 from .guardrails import split_endpoint
 from .vocabulary import BLOCK, PASS, REVIEW, from_v1
 
@@ -88,7 +88,7 @@ def parse_scan_response(body: Mapping[str, Any]) -> Result:
     if str(task.get("code")) != "200":
         raise error_for(
             task.get("code"), str(task.get("msg") or ""),
-            request_id=str(body.get("requestId") or ""),
+            request_id=str(body.get("requestId") or ""), overrides=V1_OVERRIDES,
         )
     labels: list[Label] = []
     risks: list[str] = []
