@@ -29,13 +29,13 @@ from django.test import override_settings
 from moderation import media_url
 from moderation.providers.aliyun import errors as aliyun_errors
 from moderation.providers.aliyun import signing
+from moderation.providers.aliyun.client import split_endpoint
 from moderation.providers.aliyun.guardrails import (
     API_VERSION,
     GuardrailsProvider,
     default_endpoint,
     parse_image_response,
     service_parameters,
-    split_endpoint,
 )
 from moderation.providers.base import Media, ModerationRequest
 from moderation.providers.errors import (

@@ -145,7 +145,8 @@ def error_for(
 
 
 def error_from_response(
-    http_status: int, body: Any, headers: Mapping[str, str] | None = None, text: str = ""
+    http_status: int, body: Any, headers: Mapping[str, str] | None = None, text: str = "",
+    *, overrides: Mapping[int | str, ErrorRule] | None = None,
 ) -> ModerationError | None:
     """None for a success (2xx and business code 200), else the error to raise.
 
@@ -176,7 +177,8 @@ def error_from_response(
                 f"Alibaba Cloud answered without a Code (HTTP {http_status})", code="bad_response"
             )
     return error_for(
-        code, message, http_status=http_status, request_id=request_id, retry_after=retry_after
+        code, message, http_status=http_status, request_id=request_id, retry_after=retry_after,
+        overrides=overrides,
     )
 
 

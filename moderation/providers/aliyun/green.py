@@ -17,23 +17,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
 
 from ...labels import make_label
 from ...policy import suggestion_for
-from ..base import IMAGE, SYNC, Media, ModerationRequest, Provider
-from ..errors import AuthError, NotSupported, ProviderError
+from ..base import IMAGE, SYNC, Media, ModerationRequest
+from ..errors import ProviderError
 from ..result import Frame, Label, Result, worst_risk
 from . import signing
-from .errors import V1_OVERRIDES, error_for, error_from_response, transport_error
-from .guardrails import split_endpoint
+from .client import AliyunProvider
+from .errors import V1_OVERRIDES, error_for
 from .vocabulary import BLOCK, PASS, REVIEW, from_v1
 
 ACTION = "ImageSyncScan"
 PATH = "/green/image/scan"
-DEFAULT_REGION = "ap-southeast-1"
 DEFAULT_SCENES = ("porn", "qrcode", "ad")
 DEFAULT_TIMEOUT = (5.0, 10.0)
 USER_AGENT = "django-media-moderation (aliyun-green; python-requests)"
@@ -111,52 +107,17 @@ def parse_scan_response(body: Mapping[str, Any]) -> Result:
     )
 
 
-class GreenProvider(Provider):
+class GreenProvider(AliyunProvider):
     """Content Moderation 1.0 ImageSyncScan over ``requests`` (no Alibaba SDK needed)."""
 
     capabilities = frozenset({IMAGE, SYNC})
     default_scenes = DEFAULT_SCENES
-    required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
-    needs_url = True
-
-    def __init__(self, alias: str, options: dict[str, Any] | None = None):
-        super().__init__(alias, options)
-        self._session: requests.Session | None = None
-
-    def _opt(self, name: str, default: Any = "") -> Any:
-        value = self.options.get(name)
-        return default if value in (None, "") else value
-
-    @property
-    def region(self) -> str:
-        return str(self._opt("REGION", DEFAULT_REGION))
-
-    @property
-    def endpoint(self) -> tuple[str, str]:
-        return split_endpoint(str(self._opt("ENDPOINT", default_endpoint(self.region))))
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        value = self._opt("TIMEOUT", DEFAULT_TIMEOUT)
-        if isinstance(value, int | float):
-            return (float(value), float(value))
-        connect, read = value
-        return (float(connect), float(read))
-
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
+    default_timeout = DEFAULT_TIMEOUT
+    default_endpoint = staticmethod(default_endpoint)
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         """``ImageSyncScan`` of the media's URL, finished at once."""
-        url = media.url
-        if not url or urlsplit(url).scheme not in ("http", "https"):
-            raise NotSupported(
-                f"{media.name!r} has no http(s) URL Alibaba Cloud can download",
-                code="no_public_url",
-            )
+        url = self.public_url(media)
         biz_type = str(self._opt("BIZ_TYPE") or request.biz_type)
         return parse_scan_response(self.call(ACTION, PATH, scan_body(url, request, biz_type)))
 
@@ -166,10 +127,7 @@ class GreenProvider(Provider):
         Gateway errors (non-2xx, §8.1) and a non-200 envelope ``code`` (§2.6) raise the error
         ``errors.ERRORS`` maps them to; no answer raises ``ProviderError``.
         """
-        key_id, secret = str(self._opt("ACCESS_KEY_ID")), str(self._opt("ACCESS_KEY_SECRET"))
-        if not key_id or not secret:
-            raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
-                            code="no_credentials")
+        key_id, secret, token = self.credentials()
         scheme, host = self.endpoint
         query = {"RegionId": self.region}
         headers = signing.sign_roa(
@@ -181,23 +139,7 @@ class GreenProvider(Provider):
                 "Content-Type": "application/json",
             },
             body, key_id, secret,
-            security_token=str(self._opt("SECURITY_TOKEN")) or None,
+            security_token=token,
         )
         url = f"{scheme}://{host}{path}?{signing.form_encode(query)}"
-        try:
-            response = self.session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc) from exc
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        error = error_from_response(
-            response.status_code, payload, response.headers, response.text if payload is None
-            else ""
-        )
-        if error is not None:
-            raise error
-        return payload
+        return self.post(url, body, headers)

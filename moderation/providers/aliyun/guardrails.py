@@ -24,23 +24,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
 
 from ...labels import make_label
 from ...policy import suggestion_for
-from ..base import IMAGE, SYNC, VIDEO, Media, ModerationRequest, Provider
-from ..errors import AuthError, NotSupported, ProviderError
+from ..base import IMAGE, SYNC, VIDEO, Media, ModerationRequest
+from ..errors import AuthError, ProviderError
 from ..result import RISK_LEVELS, Frame, Label, Result, worst_risk
 from . import guardrails_video as video
 from . import signing
 from .callbacks import parse_video_callback
-from .errors import error_from_response, transport_error
+from .client import AliyunProvider
 
 API_VERSION = "2022-03-02"
 IMAGE_ACTION = "ImageModeration"
-DEFAULT_REGION = "ap-southeast-1"
 DEFAULT_SERVICE = "baselineCheck_global"
 DEFAULT_TIMEOUT = (5.0, 20.0)
 SIGNATURES = ("acs3", "rpc_v1")
@@ -54,20 +50,6 @@ def default_endpoint(region: str) -> str:
     Not the SDK's resolver (§1.1), whose map is older and sends e.g. us-east-1 to Singapore.
     """
     return f"green-cip.{region}.aliyuncs.com"
-
-
-def split_endpoint(endpoint: str) -> tuple[str, str]:
-    """(scheme, ``host[:port]``) of an endpoint given with or without a scheme (https default).
-
-    The ``host[:port]`` is signed as sent (§5.1 step 8), so it is kept exactly.
-    """
-    endpoint = endpoint.strip().rstrip("/")
-    if "://" not in endpoint:
-        endpoint = f"https://{endpoint}"
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise AuthError(f"ENDPOINT {endpoint!r} is not a http(s) host", code="invalid_endpoint")
-    return parts.scheme, parts.netloc
 
 
 def service_parameters(image_url: str, data_id: str = "", referer: str = "") -> str:
@@ -123,22 +105,14 @@ def parse_image_response(body: Mapping[str, Any], service: str) -> Result:
     )
 
 
-class GuardrailsProvider(Provider):
+class GuardrailsProvider(AliyunProvider):
     """Content Moderation 2.0 over HTTPS with ``requests`` (no Alibaba SDK needed)."""
 
     capabilities = frozenset({IMAGE, VIDEO, SYNC})
-    required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
-    needs_url = True
-
-    def __init__(self, alias: str, options: dict[str, Any] | None = None):
-        super().__init__(alias, options)
-        self._session: requests.Session | None = None
+    default_timeout = DEFAULT_TIMEOUT
+    default_endpoint = staticmethod(default_endpoint)
 
     # --- options -----------------------------------------------------------------------------
-
-    def _opt(self, name: str, default: Any = "") -> Any:
-        value = self.options.get(name)
-        return default if value in (None, "") else value
 
     @property
     def service(self) -> str:
@@ -148,32 +122,12 @@ class GuardrailsProvider(Provider):
     def video_service(self) -> str:
         return str(self._opt("VIDEO_SERVICE", video.DEFAULT_VIDEO_SERVICE))
 
-    @property
-    def endpoint(self) -> tuple[str, str]:
-        region = str(self._opt("REGION", DEFAULT_REGION))
-        return split_endpoint(str(self._opt("ENDPOINT", default_endpoint(region))))
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        value = self._opt("TIMEOUT", DEFAULT_TIMEOUT)
-        if isinstance(value, int | float):
-            return (float(value), float(value))
-        connect, read = value
-        return (float(connect), float(read))
-
-    @property
-    def session(self) -> requests.Session:
-        """One keep-alive session per provider instance (providers are cached per process)."""
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
-
     # --- moderation --------------------------------------------------------------------------
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         """An image: ``ImageModeration``, finished at once. A video: ``VideoModeration``,
         ``in_progress`` with the service's task id (poll with :meth:`fetch`)."""
-        url = self._public_url(media)
+        url = self.public_url(media)
         if media.kind == VIDEO:
             callback = request.callback_url
             params = video.submit_parameters(
@@ -210,17 +164,6 @@ class GuardrailsProvider(Provider):
     def _video_form(self, params: str) -> dict[str, str]:
         return {"Service": self.video_service, "ServiceParameters": params}
 
-    @staticmethod
-    def _public_url(media: Media) -> str:
-        url = media.url
-        if not url or urlsplit(url).scheme not in ("http", "https"):
-            raise NotSupported(
-                f"{media.name!r} has no http(s) URL Alibaba Cloud can download; set "
-                "MODERATION['PUBLIC_BASE_URL'] or use a storage with absolute URLs",
-                code="no_public_url",
-            )
-        return url
-
     def call(
         self, action: str, form: Mapping[str, str], *, accept: tuple[int, ...] = ()
     ) -> dict[str, Any]:
@@ -231,36 +174,11 @@ class GuardrailsProvider(Provider):
         (``timeout``/``connection``) when there is no answer.
         """
         url, headers, body = self._signed(action, form)
-        try:
-            response = self.session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc) from exc
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if (
-            response.status_code == 200
-            and isinstance(payload, dict)
-            and str(payload.get("Code")) in {str(code) for code in accept}
-        ):
-            return payload
-        text = response.text if payload is None else ""
-        error = error_from_response(response.status_code, payload, response.headers, text)
-        if error is not None:
-            raise error
-        return payload
+        return self.post(url, body, headers, accept=accept)
 
     def _signed(self, action: str, form: Mapping[str, str]) -> tuple[str, dict[str, str], bytes]:
         """(URL, headers, body) of a signed request; the headers are sent exactly as signed."""
-        key_id = str(self._opt("ACCESS_KEY_ID"))
-        secret = str(self._opt("ACCESS_KEY_SECRET"))
-        if not key_id or not secret:
-            raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
-                            code="no_credentials")
-        token = str(self._opt("SECURITY_TOKEN")) or None
+        key_id, secret, token = self.credentials()
         algorithm = str(self._opt("SIGNATURE", "acs3")).lower()
         if algorithm not in SIGNATURES:
             raise AuthError(f"SIGNATURE must be one of {SIGNATURES}", code="invalid_option")

@@ -1,0 +1,130 @@
+"""What every Alibaba Cloud provider shares: options, endpoint, credentials, one keep-alive
+session, the media URL check, and sending a signed request and reading its answer.
+
+Each product (green.py for 1.0, guardrails.py for 2.0, later IMM) only builds and signs its
+own requests and parses its own answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from ..base import Media, Provider
+from ..errors import AuthError, NotSupported
+from .errors import ErrorRule, error_from_response, transport_error
+
+DEFAULT_REGION = "ap-southeast-1"
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """(scheme, ``host[:port]``) of an endpoint given with or without a scheme (https default).
+
+    The ``host[:port]`` is signed as sent (§5.1 step 8), so it is kept exactly.
+    """
+    endpoint = endpoint.strip().rstrip("/")
+    if "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AuthError(f"ENDPOINT {endpoint!r} is not a http(s) host", code="invalid_endpoint")
+    return parts.scheme, parts.netloc
+
+
+class AliyunProvider(Provider):
+    """Base of the Alibaba providers. Subclasses set ``default_timeout`` and implement
+    :meth:`default_endpoint` (each product resolves regions its own way, §1)."""
+
+    required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
+    needs_url = True
+    default_timeout: tuple[float, float] = (5.0, 20.0)
+
+    def __init__(self, alias: str, options: dict[str, Any] | None = None):
+        super().__init__(alias, options)
+        self._session: requests.Session | None = None
+
+    @staticmethod
+    def default_endpoint(region: str) -> str:
+        raise NotImplementedError
+
+    def _opt(self, name: str, default: Any = "") -> Any:
+        value = self.options.get(name)
+        return default if value in (None, "") else value
+
+    @property
+    def region(self) -> str:
+        return str(self._opt("REGION", DEFAULT_REGION))
+
+    @property
+    def endpoint(self) -> tuple[str, str]:
+        return split_endpoint(str(self._opt("ENDPOINT", self.default_endpoint(self.region))))
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        value = self._opt("TIMEOUT", self.default_timeout)
+        if isinstance(value, int | float):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def session(self) -> requests.Session:
+        """One keep-alive session per provider instance (providers are cached per process)."""
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def credentials(self) -> tuple[str, str, str | None]:
+        """(access key id, secret, STS security token or None)."""
+        key_id = str(self._opt("ACCESS_KEY_ID"))
+        secret = str(self._opt("ACCESS_KEY_SECRET"))
+        if not key_id or not secret:
+            raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
+                            code="no_credentials")
+        return key_id, secret, str(self._opt("SECURITY_TOKEN")) or None
+
+    @staticmethod
+    def public_url(media: Media) -> str:
+        """The http(s) URL Alibaba downloads the media from (the pipeline provides it)."""
+        url = media.url
+        if not url or urlsplit(url).scheme not in ("http", "https"):
+            raise NotSupported(
+                f"{media.name!r} has no http(s) URL Alibaba Cloud can download; set "
+                "MODERATION['PUBLIC_BASE_URL'] or use a storage with absolute URLs",
+                code="no_public_url",
+            )
+        return url
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+             accept: tuple[int, ...] = (),
+             overrides: Mapping[int | str, ErrorRule] | None = None) -> dict[str, Any]:
+        """Send one signed request; the JSON answer on success (code 200, or one of
+        ``accept`` such as 280 "processing").
+
+        Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
+        (``timeout``/``connection``) when there is no answer.
+        """
+        try:
+            response = self.session.post(
+                url, data=body, headers=dict(headers), timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code == 200 and isinstance(payload, dict):
+            code = payload.get("Code", payload.get("code"))
+            if str(code) in {str(c) for c in accept}:
+                return payload
+        text = response.text if payload is None else ""
+        error = error_from_response(response.status_code, payload, response.headers, text,
+                                    overrides=overrides)
+        if error is not None:
+            raise error
+        return payload
