@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import functools
 import io
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,38 @@ def silent_server() -> Iterator[int]:
     for conn in accepted:
         conn.close()
     server.close()
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY",
+                   "all_proxy")
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Loopback calls must not go through an HTTP(S)_PROXY: the Alibaba SDKs would send
+    them there (emulator notes §1.2)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@contextmanager
+def serving(directory, on_request: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Serve ``directory`` over HTTP on loopback from a thread; yields the base URL.
+    ``on_request`` sees each requested path (e.g. to count HLS segment fetches)."""
+
+    class QuietFiles(SimpleHTTPRequestHandler):
+        def log_request(self, code="-", size="-"):
+            if on_request is not None:
+                on_request(self.path)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(QuietFiles, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,11 +3,8 @@ the emulator, and our GreenProvider against the emulator (aliyun-protocol.md §2
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,18 +15,10 @@ from moderation.providers import AuthError, Media, MediaError, ModerationRequest
 from moderation.providers.aliyun import vocabulary
 from moderation.providers.aliyun.green import GreenProvider, default_endpoint
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, serving
 
 AK_ID, AK_SECRET = "LTAI5tGreenKeyId0000001", "GreenSecret000000000000000001"
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY",
-                   "all_proxy")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 1.0 SDK sends loopback calls through HTTP(S)_PROXY (emulator notes §1.1)."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +29,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulat
         yield running
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def image_server() -> Iterator[str]:
     """Serves demo_project/sample_media on loopback, for ``tasks[].url``."""
-    handler = functools.partial(_QuietFiles, directory=str(SAMPLES))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(SAMPLES) as url:
+        yield url
 
 
 # --- vocabulary ----------------------------------------------------------------------------

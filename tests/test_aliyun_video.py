@@ -7,13 +7,10 @@ profane utterance at 14 s. No database: the emulator and the providers only need
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +23,21 @@ from moderation.providers import Expired, Media, ModerationRequest, Result
 from moderation.providers.aliyun.guardrails import GuardrailsProvider
 from moderation.providers.aliyun.guardrails_video import submit_parameters
 
+from .conftest import serving
+
 MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tVideoTest000001", "VideoTestSecret00000000000001"
 SERVICE = "videoDetection_global"
 QR, PROFANITY = "pt_qrCode", "profanity"
 POLL_LIMIT = 60.0  # seconds; one analysis of speech_ad.mp4 takes a few
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY",
-                   "all_proxy")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback calls must not go through an HTTP(S)_PROXY (emulator notes §1.2)."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture(scope="module")
 def media_server() -> Iterator[str]:
     """tests/media on loopback, for ``url``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles,
-                                                                     directory=str(MEDIA)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(MEDIA) as url:
+        yield url
 
 
 def _start(tmp_path: Path, **config: Any) -> RunningEmulator:

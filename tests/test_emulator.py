@@ -6,16 +6,13 @@ No database: the emulator and the local provider only need Django settings.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import select
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,26 +23,13 @@ from moderation.emulator.config import EmulatorConfig
 from moderation.emulator.server import RunningEmulator, start
 from moderation.providers.aliyun import signing
 
-from .conftest import SAMPLES
+from .conftest import PROXY_VARIABLES, SAMPLES, serving
 
 AK_ID = "LTAI5tEmulatorTest0001"
 AK_SECRET = "EmulatorTestSecret000000000001"
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-)
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both SDK families send loopback calls through HTTP(S)_PROXY (emulator notes §1.2)."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +49,11 @@ def emulator(oss_root: Path) -> Iterator[RunningEmulator]:
         yield running
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def image_server() -> Iterator[str]:
     """Serves demo_project/sample_media on loopback, for ``imageUrl``."""
-    handler = functools.partial(_QuietFiles, directory=str(SAMPLES))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(SAMPLES) as url:
+        yield url
 
 
 # --- the official SDK ----------------------------------------------------------------------

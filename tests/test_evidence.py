@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-
 import pytest
 from django.test import override_settings
 
@@ -15,7 +11,7 @@ from moderation.models import Frame, Job, Status
 from moderation.providers import Frame as ResultFrame
 from moderation.providers import Label, Result
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, serving
 from .testapp.models import Photo
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +20,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def served(tmp_path):
     (tmp_path / "frame.jpg").write_bytes((SAMPLES / "qrcode.jpg").read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp_path)
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(tmp_path) as url:
+        yield url
 
 
 def remote_result(url):

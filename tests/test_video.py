@@ -8,7 +8,6 @@ socket or a stream runs under ``deadline`` (pytest-timeout is not installed).
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import shutil
@@ -19,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,8 @@ from moderation.providers.local.video import (
 )
 from moderation.providers.result import Result
 from tests.media.make_videos import TIMELINES
+
+from .conftest import serving
 
 MEDIA = Path(__file__).resolve().parent / "media"
 SAMPLES = Path(__file__).resolve().parent.parent / "demo_project" / "sample_media"
@@ -465,24 +465,13 @@ class Served:
 def hls_url(tmp_path_factory) -> Iterator[str]:
     """speech_ad.mp4 as an HLS VOD playlist (2 s segments) served over HTTP on the loopback."""
     if not shutil.which("ffmpeg"):
-        pytest.skip("ffmpeg is not installed")
+        pytest.fail("ffmpeg is not installed: apt-get install ffmpeg (.ci/setup does)")
     root = tmp_path_factory.mktemp("hls")
     ffmpeg("-i", str(SPEECH_AD), "-c", "copy", "-f", "hls", "-hls_time", "2",
            "-hls_playlist_type", "vod", str(root / "index.m3u8"))
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_request(self, code="-", size="-"):
-            Served.paths.append(self.path)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=root))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
-    server.shutdown()
-    server.server_close()
+    with serving(root, on_request=Served.paths.append) as url:
+        yield f"{url}/index.m3u8"
 
 
 def test_live_stream_yields_partials_then_done(hls_url):

@@ -3,10 +3,7 @@ rows per frame and per slice, evidence, live progress and a mid-stream block."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
-import threading
 
 import pytest
 from django.core.files.base import ContentFile
@@ -17,7 +14,7 @@ from moderation import pipeline, signals
 from moderation.models import AudioSlice, Frame, Job, Status
 from tests.media.make_videos import TIMELINES
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, serving
 
 MEDIA = SAMPLES.parent.parent / "tests" / "media"
 QR_START, QR_END = TIMELINES["speech_ad.mp4"]["screen"][0][:2]
@@ -122,13 +119,8 @@ def hls_url(tmp_path):
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i",
                     str(MEDIA / "speech_ad.mp4"), "-c", "copy", "-f", "hls", "-hls_time", "2",
                     "-hls_playlist_type", "vod", str(tmp_path / "index.m3u8")], check=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp_path)
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
-    server.shutdown()
+    with serving(tmp_path) as url:
+        yield f"{url}/index.m3u8"
 
 
 LIVE_SETTINGS = {"ALLOW_PRIVATE_ADDRESSES": True, "LIVE_CHUNK_SECONDS": 6,

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ...policy import suggestion_for
 from ..base import Media, Provider
 from ..errors import AuthError, NotSupported
+from ..result import Frame, Label, Result
 from .errors import ErrorRule, error_from_response, transport_error
 
 DEFAULT_REGION = "ap-southeast-1"
@@ -32,6 +34,18 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise AuthError(f"ENDPOINT {endpoint!r} is not a http(s) host", code="invalid_endpoint")
     return parts.scheme, parts.netloc
+
+
+def image_result(labels: list[Label], risk: str, body: Mapping[str, Any]) -> Result:
+    """A finished image answer: one frame at offset 0, the service's JSON kept verbatim."""
+    return Result(
+        status="done",
+        suggestion=suggestion_for(risk),
+        risk_level=risk,
+        labels=list(labels),
+        frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels))],
+        raw=dict(body),
+    )
 
 
 class AliyunProvider(Provider):

@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...labels import make_label
-from ...policy import suggestion_for
 from ..base import IMAGE, SYNC, Media, ModerationRequest
 from ..errors import ProviderError
-from ..result import Frame, Label, Result, worst_risk
+from ..result import Label, Result, worst_risk
 from . import signing
-from .client import AliyunProvider
+from .client import AliyunProvider, image_result
 from .errors import V1_OVERRIDES, error_for
 from .vocabulary import BLOCK, PASS, REVIEW, from_v1
 
@@ -97,14 +96,7 @@ def parse_scan_response(body: Mapping[str, Any]) -> Result:
         if name is not None:
             labels.append(make_label(name, float(item.get("rate") or 0), LABEL_SERVICE, scene))
     risk = worst_risk(risks)
-    return Result(
-        status="done",
-        suggestion=suggestion_for(risk),
-        risk_level=risk,
-        labels=list(labels),
-        frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels))],
-        raw=dict(body),
-    )
+    return image_result(labels, risk, body)
 
 
 class GreenProvider(AliyunProvider):

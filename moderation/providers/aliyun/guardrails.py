@@ -26,14 +26,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...labels import make_label
-from ...policy import suggestion_for
 from ..base import IMAGE, SYNC, VIDEO, Media, ModerationRequest
 from ..errors import AuthError, ProviderError
-from ..result import RISK_LEVELS, Frame, Label, Result, worst_risk
+from ..result import RISK_LEVELS, Label, Result, worst_risk
 from . import guardrails_video as video
 from . import signing
 from .callbacks import parse_video_callback
-from .client import AliyunProvider
+from .client import AliyunProvider, image_result
 
 API_VERSION = "2022-03-02"
 IMAGE_ACTION = "ImageModeration"
@@ -95,14 +94,7 @@ def parse_image_response(body: Mapping[str, Any], service: str) -> Result:
             )
         )
     risk = _risk(data.get("RiskLevel")) or worst_risk(label.risk_level for label in labels)
-    return Result(
-        status="done",
-        suggestion=suggestion_for(risk),
-        risk_level=risk,
-        labels=list(labels),
-        frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels))],
-        raw=dict(body),
-    )
+    return image_result(labels, risk, body)
 
 
 class GuardrailsProvider(AliyunProvider):
