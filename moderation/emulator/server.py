@@ -18,15 +18,20 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from . import guardrails
 from .app import EmulatorApp, Routes
 from .config import EmulatorConfig
-from .guardrails_video import VideoService, WsgiApp
+from .guardrails_video import VideoService
+from .video_tasks import VideoTasks, WsgiApp
 
 logger = logging.getLogger(__name__)
 
 
-def default_routes(video: VideoService | None = None) -> Routes:
-    """Every operation the emulator implements, keyed by (action, version); the video
-    operations need the per-emulator :class:`VideoService` that holds their tasks."""
-    return {**guardrails.ROUTES, **(video.routes() if video is not None else {})}
+def default_routes(tasks: VideoTasks | None = None) -> Routes:
+    """Every operation the emulator implements, keyed by (action, version) or, for 1.0,
+    (path, version); the asynchronous operations need the per-emulator :class:`VideoTasks`
+    that holds their tasks, so without one only the stateless operations are served."""
+    routes: dict = dict(guardrails.ROUTES)
+    if tasks is not None:
+        routes.update(VideoService(tasks.config, tasks).routes())
+    return routes
 
 
 def make_app(config: EmulatorConfig, routes: Routes | None = None) -> EmulatorApp:
@@ -35,10 +40,10 @@ def make_app(config: EmulatorConfig, routes: Routes | None = None) -> EmulatorAp
     return EmulatorApp(config, default_routes() if routes is None else routes)
 
 
-def make_full_app(config: EmulatorConfig) -> tuple[WsgiApp, VideoService]:
+def make_full_app(config: EmulatorConfig) -> tuple[WsgiApp, VideoTasks]:
     """Every default operation, video included, and the video state to close on stop."""
-    video = VideoService(config)
-    return video.wsgi(EmulatorApp(config, default_routes(video))), video
+    tasks = VideoTasks(config)
+    return tasks.wsgi(EmulatorApp(config, default_routes(tasks))), tasks
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

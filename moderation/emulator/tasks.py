@@ -35,11 +35,16 @@ class Task:
     callback: str = ""
     seed: str = ""
     crypt_type: str = "SHA256"
+    # Seconds the finished task is kept; None: the store's default. Products differ
+    # (1.0: 1 h, 2.0 video: 24 h, IMM: 7 days) and share one store.
+    retention: float | None = None
+    # Protocol-specific request details a renderer needs (scenes, live, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def new_task_id() -> str:
+def new_task_id(prefix: str = "vi_f_") -> str:
     """A task id shaped like the service's (a prefix and 32 hex digits)."""
-    return f"vi_f_{uuid.uuid4().hex}"
+    return f"{prefix}{uuid.uuid4().hex}"
 
 
 class TaskStore:
@@ -87,6 +92,8 @@ class TaskStore:
         now = self.clock()
         for task_id in [
             key for key, task in self._tasks.items()
-            if task.finished_at is not None and now - task.finished_at > self.retention
+            if task.finished_at is not None
+            and now - task.finished_at > (self.retention if task.retention is None
+                                          else task.retention)
         ]:
             del self._tasks[task_id]
