@@ -6,7 +6,7 @@ from functools import cache
 
 from django.utils.module_loading import import_string
 
-from .base import Media, ModerationRequest, Provider
+from .base import Feedback, Media, ModerationRequest, Provider
 from .errors import (
     AuthError,
     Expired,
@@ -21,6 +21,7 @@ from .result import Frame, Label, Result, Slice
 __all__ = [
     "AuthError",
     "Expired",
+    "Feedback",
     "Frame",
     "Label",
     "Media",

@@ -104,6 +104,23 @@ class ModerationRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Feedback:
+    """A moderator's verdict sent back to the provider, which adds similar media to the
+    account's allow (``pass``) or block lists (aliyun-api-reference.md §2.5, §2.7, §2.13)."""
+
+    decision: str  # "pass" or "block"
+    kind: str = "image"  # MEDIA_KINDS
+    task_id: str = ""
+    data_id: str = ""
+    url: str = ""  # where the provider can fetch the media (images)
+    scenes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # our label names the decision is about
+    # Video: the frames the decision is about, as (offset seconds, fetchable URL).
+    frames: list[tuple[float, str]] = field(default_factory=list)
+    note: str = ""
+
+
 class Provider:
     """Base class. Subclasses set ``capabilities`` and implement the hooks they support."""
 
@@ -139,7 +156,8 @@ class Provider:
         """Ask for the result of an earlier submit."""
         raise NotSupported(f"provider {self.alias!r} has no asynchronous results")
 
-    def feedback(self, task_id: str, decision: str, request: ModerationRequest) -> None:
+    def feedback(self, feedback: Feedback) -> None:
+        """Send a moderator's verdict to the provider (``feedback`` capability)."""
         raise NotSupported(f"provider {self.alias!r} takes no feedback")
 
     def parse_callback(self, content: dict[str, Any]) -> Result:

@@ -114,9 +114,11 @@ class AliyunProvider(Provider):
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
              accept: tuple[int, ...] = (),
-             overrides: Mapping[int | str, ErrorRule] | None = None) -> dict[str, Any]:
+             overrides: Mapping[int | str, ErrorRule] | None = None,
+             rate: str = "request") -> dict[str, Any]:
         """Send one signed request; the JSON answer on success (code 200, or one of
-        ``accept`` such as 280 "processing").
+        ``accept`` such as 280 "processing"). ``rate`` names the account budget the call
+        counts against (``request``, or ``feedback`` for feedback operations).
 
         Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
         (``timeout``/``connection``) when there is no answer.
