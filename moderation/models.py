@@ -347,6 +347,24 @@ class HashEntry(models.Model):
         return f"{self.list_type}:{self.label or '-'}:{self.pdq[:12]}"
 
 
+class RateBudget(models.Model):
+    """One shared rate budget (an account's request or feedback rate, or the lock of its
+    unfinished-task slots), so that every worker process respects the same limit.
+
+    ``next_at`` is the earliest time (Unix seconds) the next call may go: the "theoretical
+    arrival time" of a GCRA limiter; see moderation/ratelimit.py.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    next_at = models.FloatField(default=0.0)
+
+    class Meta:
+        verbose_name = "rate budget"
+
+    def __str__(self) -> str:
+        return self.key
+
+
 def delete_evidence_file(sender, instance, using=None, **kwargs) -> None:
     """Evidence goes with its row (replaced results, purges, deleted jobs), once the
     deletion has committed: a rolled-back ingest keeps its files."""

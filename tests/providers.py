@@ -45,3 +45,16 @@ class AliyunStub(Provider):
     """Stands in for an Alibaba backend in the credentials check test."""
 
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
+
+
+class SlottedProvider(ScriptedProvider):
+    """The scripted provider with an account limit of unfinished video tasks (OPTIONS
+    ``VIDEO_TASK_LIMIT``), shared by every alias with the same ``ACCOUNT``."""
+
+    @property
+    def account(self):
+        return f"slotted:{self.options.get('ACCOUNT', self.alias)}"
+
+    @property
+    def max_unfinished_tasks(self):
+        return self.options.get("VIDEO_TASK_LIMIT")

@@ -18,7 +18,8 @@ from moderation.providers.aliyun.green import GreenProvider, default_endpoint
 from .conftest import SAMPLES, serving
 
 AK_ID, AK_SECRET = "LTAI5tGreenKeyId0000001", "GreenSecret000000000000000001"
-pytestmark = pytest.mark.usefixtures("no_proxy")
+# Provider calls take their turn under the account rate limit, kept in the database.
+pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
 
 
 @pytest.fixture(scope="module")

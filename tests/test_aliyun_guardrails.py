@@ -47,6 +47,9 @@ from moderation.providers.errors import (
     Throttled,
 )
 
+# Provider calls take their turn under the account rate limit, kept in the database.
+pytestmark = pytest.mark.django_db
+
 KEY_ID = "LTAI5tDummyKeyId000002"
 SECRET = "dummySecret0000000000000000002"
 IMAGE_URL = "https://example.com/a b.jpg"

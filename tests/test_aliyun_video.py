@@ -30,7 +30,8 @@ AK_ID, AK_SECRET = "LTAI5tVideoTest000001", "VideoTestSecret00000000000001"
 SERVICE = "videoDetection_global"
 QR, PROFANITY = "pt_qrCode", "profanity"
 POLL_LIMIT = 60.0  # seconds; one analysis of speech_ad.mp4 takes a few
-pytestmark = pytest.mark.usefixtures("no_proxy")
+# Provider calls take their turn under the account rate limit, kept in the database.
+pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
 
 
 @pytest.fixture(scope="module")

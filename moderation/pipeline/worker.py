@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import signals
+from .. import ratelimit, signals
 from ..conf import moderation_settings
 from ..libraries import hash_library
 from ..media import adhoc_media, media_for, stored_name
@@ -74,7 +74,9 @@ def process(job_id: int) -> str:
         return "skipped"
     job = Job.objects.get(pk=job_id)
     try:
-        if job.status == Status.PENDING:
+        # SUBMITTED without a task id: a task slot was claimed but the submission did not
+        # get through (a crash between the two), so it is submitted again.
+        if job.status == Status.PENDING or not job.provider_task_id:
             return submit(job, lease)
         return poll(job)
     except ModerationError as exc:
@@ -130,6 +132,8 @@ def submit(job: Job, lease: Lease | None = None) -> str:
     if provider.needs_url and not media.url:
         media.url = fetchable_url(job) or ""
     request = build_request(job, provider)
+    if not claim_task_slot(job, provider):
+        return "waiting"
     if job.media_kind == MediaKind.LIVE:
         return follow_stream(job, provider.stream(media, request), lease)
     result = provider.submit(media, request)
@@ -140,6 +144,46 @@ def submit(job: Job, lease: Lease | None = None) -> str:
         return "done"
     _await(job, result)
     return "submitted"
+
+
+SLOTTED_KINDS = (MediaKind.VIDEO, MediaKind.LIVE)
+
+
+def claim_task_slot(job: Job, provider) -> bool:
+    """Take one of the provider account's unfinished-video-task slots for ``job``, or put
+    the job back to wait (status pending, next try in POLL_INTERVAL; the attempt is given
+    back). True when the job may be submitted (also for kinds and providers without slots).
+
+    The claim marks the job SUBMITTED before the provider hears of it, inside the slot lock,
+    so concurrent workers count it; a submission that fails goes back to PENDING.
+    """
+    limit = provider.max_unfinished_tasks
+    if not limit or job.media_kind not in SLOTTED_KINDS:
+        return True
+    aliases = [alias for alias in moderation_settings.providers
+               if _account_of(alias) == provider.account]
+    with ratelimit.task_slot(f"{provider.account}:video_tasks"):
+        busy = (Job.objects.filter(provider__in=aliases, media_kind__in=SLOTTED_KINDS,
+                                   status__in=(Status.SUBMITTED, Status.IN_PROGRESS))
+                .exclude(pk=job.pk).count())
+        if busy < limit:
+            Job.objects.filter(pk=job.pk).update(status=Status.SUBMITTED)
+            job.status = Status.SUBMITTED
+            return True
+        job.attempts = max(job.attempts - 1, 0)
+        job.next_attempt_at = timezone.now() + timedelta(
+            seconds=moderation_settings.POLL_INTERVAL)
+        job.save(update_fields=["attempts", "next_attempt_at", "updated_at"])
+    logger.info("job %s waits: %s unfinished video tasks of %s (limit %s)",
+                job.pk, busy, provider.account, limit)
+    return False
+
+
+def _account_of(alias: str) -> str | None:
+    try:
+        return get_provider(alias).account
+    except Exception:  # a misconfigured alias shares nothing (checks report it)
+        return None
 
 
 def fetchable_url(job: Job) -> str | None:
@@ -247,14 +291,19 @@ def handle_error(job: Job, error: ModerationError) -> str:
     if isinstance(error, TERMINAL_ERRORS):
         return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
     attempts = max(job.attempts, 1)
+    delay = backoff_seconds(attempts)
     if isinstance(error, Throttled):
         # The provider's limit, not our failure: wait, and give the attempt back.
         job.attempts = max(job.attempts - 1, 0)
+        if error.retry_after:
+            delay = error.retry_after * random.uniform(1.0, 1.5)  # spread the herd
     elif attempts >= moderation_settings.MAX_ATTEMPTS:
         return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
-    job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
-    job.save(update_fields=["error_code", "error_message", "next_attempt_at", "attempts",
-                            "updated_at"])
+    if job.status == Status.SUBMITTED and not job.provider_task_id:
+        job.status = Status.PENDING  # the claimed task slot was not used: give it back
+    job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    job.save(update_fields=["status", "error_code", "error_message", "next_attempt_at",
+                            "attempts", "updated_at"])
     log(job, Action.RETRY_SCHEDULED, error.message, code=error.code)
     return "retry"
 
@@ -269,7 +318,7 @@ def _finish_unsuccessfully(job: Job, status: str, action: str, error: Moderation
 
 
 __all__ = [
-    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request",
+    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request", "claim_task_slot",
     "copy_evidence_and_ingest", "handle_error", "media_of", "poll", "process",
     "reusable_result", "submit",
 ]

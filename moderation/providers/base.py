@@ -136,6 +136,17 @@ class Provider:
         self.alias = alias
         self.options = dict(options or {})
 
+    @property
+    def account(self) -> str:
+        """Who the provider's limits apply to: aliases with the same account share them."""
+        return f"{type(self).__name__}:{self.alias}"
+
+    @property
+    def max_unfinished_tasks(self) -> int | None:
+        """At most this many video tasks of :attr:`account` may be unfinished at the
+        provider; more wait in the job table (None: no limit)."""
+        return None
+
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
 

@@ -30,7 +30,15 @@ class MediaError(ModerationError):
 
 
 class Throttled(ModerationError):
+    """Slow down. ``retry_after`` (seconds), when known, is when to try again; otherwise the
+    pipeline backs off exponentially."""
+
     code = "throttled"
+
+    def __init__(self, message: str = "", code: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message, code)
+        self.retry_after = retry_after
 
 
 class Expired(ModerationError):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ... import ratelimit
 from ...policy import suggestion_for
 from ..base import Media, Provider
 from ..errors import AuthError, NotSupported
@@ -20,6 +21,9 @@ from ..result import Frame, Label, Result
 from .errors import ErrorRule, error_from_response, transport_error
 
 DEFAULT_REGION = "ap-southeast-1"
+#: Documented account limits (aliyun-api-reference.md §2.1, §3.2, §3.3); OPTIONS override
+#: them, 0 turns one off.
+DEFAULT_LIMITS = {"RATE_LIMIT": 100, "FEEDBACK_RATE_LIMIT": 20, "VIDEO_TASK_LIMIT": 50}
 
 
 def split_endpoint(endpoint: str) -> tuple[str, str]:
@@ -55,6 +59,8 @@ class AliyunProvider(Provider):
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     needs_url = True
     default_timeout: tuple[float, float] = (5.0, 20.0)
+    #: the product whose limits apply (an account has separate quotas per product)
+    product: str = "aliyun"
 
     def __init__(self, alias: str, options: dict[str, Any] | None = None):
         super().__init__(alias, options)
@@ -83,6 +89,20 @@ class AliyunProvider(Provider):
             return (float(value), float(value))
         connect, read = value
         return (float(connect), float(read))
+
+    @property
+    def account(self) -> str:
+        """``product:AccessKeyId``: every alias (and worker) using the key shares its limits."""
+        return f"{self.product}:{self._opt('ACCESS_KEY_ID') or self.alias}"
+
+    def limit(self, name: str) -> float:
+        """An account limit from OPTIONS or :data:`DEFAULT_LIMITS` (0: none)."""
+        value = self.options.get(name)
+        return float(DEFAULT_LIMITS[name] if value is None else value or 0)
+
+    @property
+    def max_unfinished_tasks(self) -> int | None:
+        return int(self.limit("VIDEO_TASK_LIMIT")) or None
 
     @property
     def session(self) -> requests.Session:
@@ -123,6 +143,8 @@ class AliyunProvider(Provider):
         Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
         (``timeout``/``connection``) when there is no answer.
         """
+        budget = "FEEDBACK_RATE_LIMIT" if rate == "feedback" else "RATE_LIMIT"
+        ratelimit.acquire(f"{self.account}:{rate}", self.limit(budget))
         try:
             response = self.session.post(
                 url, data=body, headers=dict(headers), timeout=self.timeout,

@@ -30,6 +30,9 @@ ErrorRule = tuple[type[ModerationError], str]
 ERRORS: dict[int | str, ErrorRule] = {
     # --- business codes, HTTP 200 (§2.6, §4.3; the 2.0 4xx meanings from the API reference §3.5)
     280: (ProviderError, "processing"),  # not expected from a synchronous call; ask again later
+    # 2.0 ``offline`` (nearline) video task still queued; VideoModerationResult accepts it
+    # like 280 (guardrails_video.WAITING). Not in the specs: from the task brief.
+    288: (ProviderError, "queued"),
     400: (MediaError, "bad_request"),  # a required parameter is empty
     401: (MediaError, "invalid_parameter"),  # e.g. "parameter invalid(imageUrl)"
     402: (MediaError, "parameter_too_long"),
@@ -134,14 +137,26 @@ def error_for(
     """The error to raise for one failed answer; the message names code, status and request id
     so an operator can quote them to Alibaba support."""
     cls, job_code = _rule_for(code, http_status, overrides)
-    if retry_after.strip() not in ("", "0"):  # §8.1: the SDKs treat it as throttling
+    wait = _retry_after_seconds(retry_after)
+    if wait:  # §8.1: the SDKs treat any positive x-acs-retry-after as throttling
         cls, job_code = Throttled, "throttled"
     text = f"Alibaba Cloud answered {code or 'an error'} (HTTP {http_status})"
     if message:
         text += f": {message[:MAX_MESSAGE]}"
     if request_id:
         text += f" [request id {request_id}]"
+    if cls is Throttled:
+        return Throttled(text, code=job_code, retry_after=wait)
     return cls(text, code=job_code)
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """``x-acs-retry-after`` is in milliseconds (§8.1); None when absent, zero or garbage."""
+    try:
+        millis = float(value.strip() or 0)
+    except ValueError:
+        return None
+    return millis / 1000 if millis > 0 else None
 
 
 def error_from_response(
