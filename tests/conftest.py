@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +19,8 @@ from moderation.registry import registry
 
 from .providers import ScriptedProvider
 
-SAMPLES = Path(__file__).resolve().parent.parent / "demo_project" / "sample_media"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "demo_project" / "sample_media"
 
 
 def png_bytes(color=(200, 30, 30), size=(64, 48)) -> bytes:
@@ -139,3 +141,58 @@ def serving(directory, on_request: Callable[[str], None] | None = None) -> Itera
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def start_qcluster():
+    """Start a real ``manage.py qcluster`` on the test database and broker; the test's
+    MODERATION settings can be passed along (``start_qcluster(moderation={...})``).
+
+    On teardown the cluster gets SIGTERM and must stop within 30 s leaving no process
+    behind (a worker that used the engine's process pool included)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from django.db import connection
+
+    started = []
+
+    def start(moderation: dict | None = None, workers: int = 1):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DEMO_DB_NAME": str(connection.settings_dict["NAME"]),
+            "MODERATION_TEST_ROOT": settings.TEST_ROOT,
+            "DEMO_Q_WORKERS": str(workers),
+        }
+        if moderation:
+            env["MODERATION_TEST_SETTINGS"] = json.dumps(moderation)
+        log = open(Path(settings.TEST_ROOT) / f"qcluster-{len(started)}.log", "w+b")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, log))
+        return proc
+
+    yield start
+    for proc, log in started:
+        proc.send_signal(signal.SIGTERM)  # the cluster stops its own workers
+        stuck = False
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stuck = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-4000:])
+        log.close()
+        # Live processes only: exited children reparented to a non-reaping init show as zombies.
+        leftovers = subprocess.run(["pgrep", "-a", "-r", "R,S,D,T", "-g", str(proc.pid)],
+                                   capture_output=True, text=True)
+        if leftovers.stdout.strip():
+            os.killpg(proc.pid, signal.SIGKILL)
+        assert not stuck, "the qcluster did not stop within 30 s of SIGTERM"
+        assert not leftovers.stdout.strip(), f"processes left behind: {leftovers.stdout}"

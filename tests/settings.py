@@ -4,6 +4,7 @@ The database and broker follow the same DEMO_DB / DEMO_BROKER switches as the de
 Media and evidence go to a throw-away directory per test run.
 """
 
+import json
 import os
 import tempfile
 
@@ -27,6 +28,9 @@ STORAGES = {
 # an http URL is an error, E004).
 MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence"),
               "PUBLIC_BASE_URL": ""}
+# A subprocess (a real qcluster) started by a test gets that test's MODERATION as JSON.
+if os.environ.get("MODERATION_TEST_SETTINGS"):
+    MODERATION = {**MODERATION, **json.loads(os.environ["MODERATION_TEST_SETTINGS"])}
 # Our own queue name, so a test run never takes a demo's tasks or leaves its own behind.
 Q_CLUSTER = {**Q_CLUSTER, "name": "moderation-tests"}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

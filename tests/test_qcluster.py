@@ -7,17 +7,11 @@ loads the models, moderates the sample media and the bad inputs, and writes the 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import connection
 
 import moderation
 from demo_project.blog.models import Post
@@ -51,37 +45,8 @@ BAD_INPUTS = {
 
 
 @pytest.fixture
-def qcluster():
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DEMO_DB_NAME": str(connection.settings_dict["NAME"]),
-        "MODERATION_TEST_ROOT": settings.TEST_ROOT,
-        "DEMO_Q_WORKERS": "1",
-    }
-    log = open(Path(settings.TEST_ROOT) / "qcluster.log", "w+b")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    yield proc
-    proc.send_signal(signal.SIGTERM)  # the cluster stops its own workers
-    stuck = False
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        stuck = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.seek(0)
-    print(log.read().decode(errors="replace")[-4000:])
-    log.close()
-    # Live processes only: exited children reparented to a non-reaping init show as zombies.
-    leftovers = subprocess.run(["pgrep", "-a", "-r", "R,S,D,T", "-g", str(proc.pid)],
-                               capture_output=True, text=True)
-    if leftovers.stdout.strip():
-        os.killpg(proc.pid, signal.SIGKILL)
-    # A worker that used the engine's process pool must still stop, and leave no orphans.
-    assert not stuck, "the qcluster did not stop within 30 s of SIGTERM"
-    assert not leftovers.stdout.strip(), f"processes left behind: {leftovers.stdout}"
+def qcluster(start_qcluster):
+    return start_qcluster()
 
 
 def wait_for(condition, timeout=240.0):

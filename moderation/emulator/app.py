@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +92,87 @@ class Reply:
     body: dict[str, Any]
 
 
+class LimitExceeded(Exception):
+    """An account limit of the emulator was hit; answered in the caller's protocol by
+    :func:`throttle_reply`."""
+
+
+@dataclass
+class Fault:
+    """One kind of trouble to inject into the next ``count`` matching requests.
+
+    ``kind``: ``"error"`` answers the gateway error ``code`` with HTTP ``status`` instead of
+    handling the request; ``"throttle"`` answers the protocol's "slow down"; ``"delay"``
+    sleeps ``seconds`` first (longer than the client's read timeout: a timeout), then handles
+    the request anyway, as a slow server does. ``match`` is an action (2.0/IMM) or ROA path
+    (1.0); empty matches every request.
+    """
+
+    kind: str
+    count: int = 1
+    match: str = ""
+    status: int = 503
+    code: str = "ServiceUnavailable"
+    seconds: float = 0.0
+
+
+class Faults:
+    """Faults waiting to be injected, and how many of each were; thread-safe.
+
+    Tests (and the storm benchmarks) script an outage with ``app.faults.add(Fault(...))``.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[Fault] = []
+        self._lock = threading.Lock()
+        self.injected: dict[str, int] = {}
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._pending.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+    def take(self, name: str) -> Fault | None:
+        """The first pending fault for request ``name``, one use of it consumed."""
+        with self._lock:
+            for fault in self._pending:
+                if fault.count > 0 and fault.match in ("", name):
+                    fault.count -= 1
+                    self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
+                    if fault.count == 0:
+                        self._pending.remove(fault)
+                    return fault
+        return None
+
+
+class RequestRate:
+    """Requests per whole wall-clock second, against ``limit`` (the account's QPS quota)."""
+
+    def __init__(self, limit: int | None, clock: Callable[[], float] = time.time) -> None:
+        self.limit = limit
+        self.clock = clock
+        self._second = -1
+        self._count = 0
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def admit(self) -> bool:
+        if not self.limit:
+            return True
+        with self._lock:
+            second = int(self.clock())
+            if second != self._second:
+                self._second, self._count = second, 0
+            if self._count >= self.limit:
+                self.refused += 1
+                return False
+            self._count += 1
+            return True
+
+
 Handler = Callable[[Call], Reply]
 # (action, version) -> handler for 2.0/IMM; (path, version) for 1.0 ROA paths (§2.2).
 Routes = Mapping[tuple[str, str], Handler]
@@ -109,6 +192,8 @@ class EmulatorApp:
         self.config = config
         self.routes = {**roa_routes(), **routes}
         self.nonces = NonceCache()
+        self.faults = Faults()
+        self.rate = RequestRate(config.qps_limit)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -123,6 +208,8 @@ class EmulatorApp:
         host = request.headers.get("host", "")
         try:
             return self._dispatch(request)
+        except LimitExceeded as exc:
+            return throttle_reply(request, str(exc))
         except SignatureError as exc:
             return gateway_reply(exc, host, request.request_id)
         except Exception:
@@ -151,6 +238,15 @@ class EmulatorApp:
             handler = self.routes.get((verified.action or "", verified.version or ""))
         if handler is None:
             raise self._unknown_action(verified)
+        fault = self.faults.take(verified.action if request.path == RPC_PATH else request.path)
+        if fault is not None and fault.kind == "error":
+            raise GatewayError(fault.code, "injected fault", fault.status)
+        if fault is not None and fault.kind == "throttle":
+            raise LimitExceeded("injected throttling")
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        if not self.rate.admit():
+            raise LimitExceeded(f"more than {self.rate.limit} requests in one second")
         params = {**request.query, **request.form}
         return handler(Call(request, verified, params, self.config))
 
@@ -221,6 +317,23 @@ def read_request(environ: Mapping[str, Any], max_body: int) -> EmulatorRequest:
         headers=headers,
         body=body,
     )
+
+
+def throttle_reply(request: EmulatorRequest, reason: str) -> Reply:
+    """Each protocol's documented "slow down": 1.0 business code 588 EXCEED_QUOTA (§2.6),
+    2.0 business code 403 "QPS limit exceeded" (api-reference §3.5), IMM the gateway's
+    ``Throttling.User`` (HTTP 429, §8.1)."""
+    request_id = request.request_id
+    if request.path.startswith(ROA_PREFIX):
+        return Reply(200, {"code": 588, "msg": f"EXCEED_QUOTA: {reason}",
+                           "requestId": request_id})
+    if request.headers.get("x-acs-version") == "2022-03-02" or "2022-03-02" in request.query.get(
+            "Version", ""):
+        return Reply(200, {"Code": 403, "Message": f"QPS limit exceeded: {reason}",
+                           "Msg": f"QPS limit exceeded: {reason}", "RequestId": request_id})
+    error = GatewayError("Throttling.User", f"Request was denied due to user flow control: "
+                         f"{reason}", 429)
+    return gateway_reply(error, request.headers.get("host", ""), request_id)
 
 
 def gateway_reply(error: SignatureError, host: str, request_id: str) -> Reply:

@@ -53,8 +53,12 @@ class EmulatorConfig:
     # say "up to 3 retries" without the spacing; the default spacing is ours.
     callback_retries: tuple[float, ...] = (1.0, 10.0, 60.0)
     callback_timeout: float = 5.0
-    # Placeholders, not enforced yet: QPS per account (§2.6 code 588) and result retention.
+    # Account limits (aliyun-api-reference.md §2.1, §3.2, §3.3), None: unlimited. Requests
+    # per whole wall-clock second, and video tasks running at once; past either the answer is
+    # each protocol's "slow down" (see app.throttle_reply).
     qps_limit: int | None = None
+    max_running_tasks: int | None = None
+    # How long a finished 2.0 video task is kept (1.0 and IMM keep theirs 1 h / 7 days).
     result_retention: timedelta = timedelta(hours=24)
 
     def secret_for(self, access_key_id: str) -> str | None:

@@ -1,8 +1,9 @@
 """Content Moderation 2.0 (AI Guardrails, API version 2022-03-02) handlers of the emulator.
 
 So far: the synchronous ``ImageModeration`` (aliyun-protocol.md §4.1-§4.2, Appendix A;
-aliyun-api-reference.md §3.2). The image comes from ``imageUrl`` (downloaded here) or from
-``ossBucketName``/``ossObjectName`` (read from the emulator's ``oss_root``), goes through
+aliyun-api-reference.md §3.2). The image comes from ``imageUrl`` (downloaded here, with
+``referer`` as the Referer header) or from ``ossBucketName``/``ossObjectName`` (read from the
+emulator's ``oss_root``; ``ossRegionId`` is accepted, there is one region), goes through
 the offline ``local`` provider, and is answered with the documented 2.0 body. Problems with
 the request or the image are business errors: HTTP 200 with the code in ``Code`` (§4.3,
 §8.2), using the numeric family of §2.6.
@@ -126,9 +127,10 @@ def load_image(parameters: dict[str, Any], config: EmulatorConfig) -> bytes:
     (api-reference §3.2: one of the two is required)."""
     url = _optional_str(parameters, "imageUrl")
     if url:
-        return fetch_url(url, _optional_str(parameters, "referer"), config)
+        return fetch_url_v2(url, _optional_str(parameters, "referer"), config)
     bucket = _optional_str(parameters, "ossBucketName")
     key = _optional_str(parameters, "ossObjectName")
+    _optional_str(parameters, "ossRegionId")  # type-checked; the emulator has one region
     if bucket or key:
         if not bucket:
             raise _invalid("ossBucketName")
@@ -183,6 +185,20 @@ def fetch_url(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
         raise BusinessError(DOWNLOAD_FAILED, f"the image could not be downloaded ({exc})") from None
     finally:
         session.close()
+
+
+def fetch_url_v2(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
+    """:func:`fetch_url` in 2.0 codes: a refused download (HTTP 401/403, e.g. hot-link
+    protection without the right ``referer``) is 404 "could not be downloaded"
+    (api-reference §3.5). 2.0 uses 403 for "QPS exceeded", which clients retry as throttling;
+    1.0 (``green``) keeps 403 FORBIDDEN for the same refusal (§2.6)."""
+    try:
+        return fetch_url(url, referer, config)
+    except BusinessError as exc:
+        if exc.code != FORBIDDEN:
+            raise
+        raise BusinessError(NOT_FOUND, f"{exc.message}; hot-link protection? send referer"
+                            ) from None
 
 
 def _check_url(url: str, config: EmulatorConfig) -> None:

@@ -1,21 +1,28 @@
 """Content Moderation 2.0 video handlers of the emulator: submit, poll, cancel.
 
 ``VideoModeration`` downloads ``url`` (same rules as ``imageUrl``: public or loopback, §2.6
-download codes) into a temporary file, queues the analysis with the offline engine on one
+download codes, ``referer`` sent as the Referer header) or reads ``ossObjectName`` under
+``oss_root`` into a temporary file, queues the analysis with the offline engine on one
 background thread and answers ``Data {TaskId, DataId}`` at once. ``VideoModerationResult``
-answers Code 280 while the task runs, then the Appendix A body ("VideoModerationResult
-response body"); ``VideoModerationCancel`` forgets the task. Unknown, cancelled and expired
-tasks answer 594 "task/taskId expired" (aliyun-protocol.md §2.6, §4.3); the real service
-cannot tell a purged task from a never-issued one either. Video operations use ``Message``,
-not ``Msg`` (§4.2). Frame images and audio slices are served by the emulator itself under
-``/_emulator/`` (GET, unsigned) and expire with their task; the fetching, analysis,
-retention, files and callbacks are :mod:`.video_tasks`, shared with 1.0 and IMM.
+answers Code 280 while the task runs (288 for an ``offline: true`` nearline task, which may
+also wait :data:`OFFLINE_QUEUE_SECONDS` before its analysis starts), then the Appendix A body
+("VideoModerationResult response body"); ``VideoModerationCancel`` forgets the task.
+Unknown, cancelled and expired tasks answer 594 "task/taskId expired" (aliyun-protocol.md
+§2.6, §4.3); the real service cannot tell a purged task from a never-issued one either.
+Video operations use ``Message``, not ``Msg`` (§4.2). Frame images and audio slices are
+served by the emulator itself under ``/_emulator/`` (GET, unsigned) and expire with their
+task; the fetching, analysis, retention, files and callbacks are :mod:`.video_tasks`, shared
+with 1.0 and IMM.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..labels import rule_for
@@ -33,14 +40,19 @@ from .guardrails import (
     _invalid,
     _optional_str,
     _service_parameters,
+    fetch_url_v2,
 )
 from .tasks import RUNNING, Task, TaskStore, new_task_id
-from .video_tasks import TEMP_PREFIX, VideoTasks, WsgiApp, download_video
+from .video_tasks import MAX_VIDEO_BYTES, TEMP_PREFIX, VideoTasks, WsgiApp, download_video
 
 __all__ = ["TEMP_PREFIX", "VideoService", "WsgiApp", "video_data"]
 
 PROCESSING = 280
+NEARLINE = 288  # an ``offline`` task still queued (from the task brief; not in the specs)
 EXPIRED = 594  # §2.6 "task/taskId expired"
+#: Seconds an ``offline`` (nearline) task waits queued before its analysis starts; polls
+#: answer 288 meanwhile. Read at each submission (tests may patch it); 0: start at once.
+OFFLINE_QUEUE_SECONDS = 0.0
 
 
 def _reply(call: Call, code: int, message: str, data: dict[str, Any] | None = None) -> Reply:
@@ -85,25 +97,28 @@ class VideoService:
             parameters = _service_parameters(call.params.get("ServiceParameters"))
             data_id = _optional_str(parameters, "dataId")
             push = self._callback(parameters)
-            path = download_video(
-                self.config, _optional_str(parameters, "url"),
-                _optional_str(parameters, "ossBucketName"),
-                _optional_str(parameters, "ossObjectName"),
-            )
+            offline = _offline(parameters)
+            path = self._download(parameters)
         except BusinessError as exc:
             return _reply(call, exc.code, exc.message)
-        task = Task(new_task_id(), data_id, service, **push)
+        task = Task(new_task_id(), data_id, service, extra={"offline": offline}, **push)
         base_url = f"http://{call.request.headers.get('host', '')}"
-        self.tasks.start(task, path, base_url, video_data)
+        if offline and OFFLINE_QUEUE_SECONDS > 0:
+            self._hold(task, path, base_url, OFFLINE_QUEUE_SECONDS)
+        else:
+            self.tasks.start(task, path, base_url, video_data)
         return _reply(call, 200, "OK", _ids(task))
 
     def video_moderation_result(self, call: Call) -> Reply:
-        """280 while running; the documented body when done; 594 when gone."""
+        """280 while running (288 when submitted ``offline``); the documented body when
+        done; 594 when gone."""
         try:
             task = self._task(call)
         except BusinessError as exc:
             return _reply(call, exc.code, exc.message)
         if task.state == RUNNING:
+            if task.extra.get("offline"):
+                return _reply(call, NEARLINE, "QUEUED", _ids(task))
             return _reply(call, PROCESSING, "PROCESSING", _ids(task))
         if task.error is not None:
             return _reply(call, *task.error)
@@ -119,6 +134,46 @@ class VideoService:
         return _reply(call, 200, "OK")
 
     # --- steps ---------------------------------------------------------------------------
+
+    def _download(self, parameters: dict[str, Any]) -> str:
+        """The video in a temporary file: ``url`` fetched with ``referer`` (2.0 codes, see
+        :func:`.guardrails.fetch_url_v2`), else the OSS object via :func:`download_video`."""
+        url = _optional_str(parameters, "url")
+        referer = _optional_str(parameters, "referer")
+        if not url:
+            _optional_str(parameters, "ossRegionId")  # type-checked; one region here
+            return download_video(self.config, None,
+                                  _optional_str(parameters, "ossBucketName"),
+                                  _optional_str(parameters, "ossObjectName"))
+        config = replace(self.config, max_image_bytes=MAX_VIDEO_BYTES)
+        try:
+            data = fetch_url_v2(url, referer, config)
+        except BusinessError as exc:
+            if exc.message == "parameter invalid(imageUrl)":
+                raise _invalid("url") from None
+            raise
+        handle, path = tempfile.mkstemp(prefix="emulator-video-", suffix=".bin")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        return path
+
+    def _hold(self, task: Task, path: str, base_url: str, delay: float) -> None:
+        """Keep a nearline task queued (polls see 288) for ``delay`` seconds, then start its
+        analysis, unless it was cancelled (or the emulator stopped) meanwhile."""
+        self.store.add(task)
+
+        def release() -> None:
+            if self.store.get(task.task_id) is task:
+                try:
+                    self.tasks.start(task, path, base_url, video_data)
+                    return
+                except RuntimeError:  # the executor was shut down: the emulator stopped
+                    pass
+            os.unlink(path)
+
+        timer = threading.Timer(delay, release)
+        timer.daemon = True
+        timer.start()
 
     def _task(self, call: Call) -> Task:
         parameters = _service_parameters(call.params.get("ServiceParameters"))
@@ -146,6 +201,16 @@ class VideoService:
         if crypt_type not in CRYPT_TYPES:
             raise _invalid("cryptType")
         return {"callback": callback, "seed": seed, "crypt_type": crypt_type}
+
+
+def _offline(parameters: dict[str, Any]) -> bool:
+    """``offline``: a JSON boolean (``"true"``/``"false"`` text accepted), default false."""
+    value = parameters.get("offline")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _invalid("offline")
 
 
 # --- the answer body ---------------------------------------------------------------------

@@ -16,9 +16,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import guardrails
-from .app import EmulatorApp, Routes
+from .app import EmulatorApp, Faults, Routes
 from .config import EmulatorConfig
+from .green_video import routes as green_routes
 from .guardrails_video import VideoService
+from .imm import routes as imm_routes
 from .video_tasks import VideoTasks, WsgiApp
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ def default_routes(tasks: VideoTasks | None = None) -> Routes:
     routes: dict = dict(guardrails.ROUTES)
     if tasks is not None:
         routes.update(VideoService(tasks.config, tasks).routes())
+        routes.update(imm_routes(tasks))
+        routes.update(green_routes(tasks))
     return routes
 
 
@@ -40,10 +44,12 @@ def make_app(config: EmulatorConfig, routes: Routes | None = None) -> EmulatorAp
     return EmulatorApp(config, default_routes() if routes is None else routes)
 
 
-def make_full_app(config: EmulatorConfig) -> tuple[WsgiApp, VideoTasks]:
-    """Every default operation, video included, and the video state to close on stop."""
+def make_full_app(config: EmulatorConfig) -> tuple[WsgiApp, VideoTasks, EmulatorApp]:
+    """Every default operation, video included: the WSGI app to serve, the video state to
+    close on stop, and the emulator app itself (its ``faults`` and counters)."""
     tasks = VideoTasks(config)
-    return tasks.wsgi(EmulatorApp(config, default_routes(tasks))), tasks
+    emulator = EmulatorApp(config, default_routes(tasks))
+    return tasks.wsgi(emulator), tasks, emulator
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -74,6 +80,14 @@ class RunningEmulator:
     server: WSGIServer
     thread: threading.Thread
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    app: EmulatorApp | None = None
+    tasks: VideoTasks | None = None
+
+    @property
+    def faults(self) -> Faults:
+        """Script trouble for the next requests: ``running.faults.add(Fault("error"))``."""
+        assert self.app is not None
+        return self.app.faults
 
     @property
     def host(self) -> str:
@@ -111,11 +125,12 @@ def start(config: EmulatorConfig, routes: Routes | None = None) -> RunningEmulat
     """Serve ``config`` on ``config.host``:``config.port`` (0 picks a free port) in a daemon
     thread and return at once; the port is bound when this returns."""
     closers: list[Callable[[], None]] = []
+    tasks: VideoTasks | None = None
     if routes is None:
-        app, video = make_full_app(config)
-        closers.append(video.close)
+        app, tasks, emulator = make_full_app(config)
+        closers.append(tasks.close)
     else:
-        app = make_app(config, routes)
+        app = emulator = make_app(config, routes)
     server = make_server(
         config.host,
         config.port,
@@ -130,4 +145,4 @@ def start(config: EmulatorConfig, routes: Routes | None = None) -> RunningEmulat
         daemon=True,
     )
     thread.start()
-    return RunningEmulator(config, server, thread, closers)
+    return RunningEmulator(config, server, thread, closers, emulator, tasks)

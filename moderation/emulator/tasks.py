@@ -82,6 +82,11 @@ class TaskStore:
             task.data, task.files, task.error = data or {}, files or {}, error
             task.finished_at = self.clock()
 
+    def running(self) -> int:
+        """How many tasks have not finished (the account's concurrency)."""
+        with self._lock:
+            return sum(1 for task in self._tasks.values() if task.state == RUNNING)
+
     def remove(self, task_id: str) -> bool:
         """Forget a task (cancel); False when there was none."""
         with self._lock:

@@ -27,6 +27,7 @@ import requests
 
 from ..providers import MediaError, Result
 from ..providers.aliyun.checksum import callback_checksum
+from .app import LimitExceeded
 from .config import EmulatorConfig
 from .guardrails import (
     ALGO_FAILED,
@@ -92,7 +93,15 @@ class VideoTasks:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def start(self, task: Task, path: str, base_url: str, render: Render) -> None:
-        """Store ``task`` as running and queue the analysis of ``path`` (deleted after)."""
+        """Store ``task`` as running and queue the analysis of ``path`` (deleted after).
+
+        Past ``config.max_running_tasks`` the task is refused (:class:`LimitExceeded`, the
+        protocol's "slow down") and its file deleted.
+        """
+        limit = self.config.max_running_tasks
+        if limit and self.store.running() >= limit:
+            os.unlink(path)
+            raise LimitExceeded(f"{limit} video tasks are already running")
         self.store.add(task)
         self.executor.submit(self._analyse, task, path, base_url, render)
 

@@ -1,10 +1,27 @@
-"""Run media through a provider in the foreground and print the normalized result."""
+"""Run media through a provider in the foreground and print the normalized result.
+
+Remote providers (``needs_url``: the Alibaba services) download the media themselves, so a
+PATH must be something they can reach: an http(s) URL, or ``oss://BUCKET/KEY`` where the
+provider reads OSS (Content Moderation 2.0). A local file is served for the length of the
+command on loopback only when the provider's endpoint is itself on loopback (the emulator);
+a real service could not reach it, so the command exits with status 2 and says what to do.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import mimetypes
 import os
+import secrets
+import shutil
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import models
@@ -17,12 +34,13 @@ from ...registry import validate_frame_options
 
 
 class Command(BaseCommand):
-    help = ("Moderate PATH (a file, a stream URL, or with --kind frames several images) "
-            "with a provider and print the result. Nothing is stored.")
+    help = ("Moderate PATH (a file, a URL, oss://BUCKET/KEY, or with --kind frames several "
+            "images) with a provider and print the result. Nothing is stored.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH|URL",
-                            help="a file; a live stream URL; frames as FILE[@SECONDS]")
+                            help="a file; a URL (media or live stream); oss://BUCKET/KEY "
+                                 "(remote providers); frames as FILE[@SECONDS]")
         parser.add_argument("--provider", help="provider alias (default: DEFAULT_PROVIDER)")
         parser.add_argument("--scenes", nargs="+", help="scenes, e.g. porn qrcode ad")
         parser.add_argument("--kind", choices=MEDIA_KINDS, help="media kind (default: guessed)")
@@ -52,10 +70,11 @@ class Command(BaseCommand):
                 libraries=_libraries(),
                 options=_job_options(options),
             )
-            if kind == "live":
-                result = self._follow(engine, media, request, json)
-            else:
-                result = _wait(engine, engine.submit(media, request), request, wait, first)
+            with reachable(engine, media) as media:
+                if kind == "live":
+                    result = self._follow(engine, media, request, json)
+                else:
+                    result = _wait(engine, engine.submit(media, request), request, wait, first)
         except ModerationError as exc:
             raise CommandError(f"{first}: {exc.message} [{exc.code}]") from exc
 
@@ -99,6 +118,91 @@ def build_media(paths: list[str], kind: str) -> Media:
     if not os.path.isfile(paths[0]):
         raise CommandError(f"{paths[0]}: no such file")
     return Media.from_path(paths[0], kind)
+
+
+# --- local files for providers that download the media themselves -------------------------
+
+
+def loopback_endpoint(engine) -> bool:
+    """True when the provider's endpoint (``(scheme, host[:port])`` of the Alibaba
+    providers) is on this machine's loopback, i.e. an emulator that can fetch from us."""
+    endpoint = getattr(engine, "endpoint", None)
+    if not (isinstance(endpoint, tuple) and len(endpoint) == 2):
+        return False
+    host = urlsplit(f"//{endpoint[1]}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unreachable_message(engine, path: str) -> str:
+    return (
+        f"{path}: provider {engine.alias!r} downloads the media itself and cannot reach a "
+        "file on this machine. Pass a URL it can fetch (https://...), an OSS object "
+        "(oss://BUCKET/KEY; Content Moderation 2.0, read with the provider's REGION), or "
+        "use --provider local. Local files are served only to an emulator whose ENDPOINT "
+        "is on loopback."
+    )
+
+
+@contextmanager
+def reachable(engine, media: Media) -> Iterator[Media]:
+    """``media`` as the provider can take it. Only a local file for a ``needs_url``
+    provider changes: served on loopback (one unguessable path, GET/HEAD only) while the
+    block runs when the endpoint is a loopback emulator; otherwise exit status 2."""
+    if not engine.needs_url or media.url or not media.path:
+        yield media
+        return
+    if not loopback_endpoint(engine):
+        raise CommandError(unreachable_message(engine, media.path), returncode=2)
+    with serve_file(media.path) as url:
+        yield replace(media, url=url)
+
+
+@contextmanager
+def serve_file(path: str) -> Iterator[str]:
+    """Serve the file at ``path`` on 127.0.0.1 from a thread; yields its URL. Every other
+    path is 404, so nothing else on the machine is exposed, even to local processes."""
+    name = os.path.basename(path)
+    route = f"/{secrets.token_urlsafe(16)}/{quote(name)}"
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+    class OneFile(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self._answer(body=False)
+
+        def do_GET(self) -> None:
+            self._answer(body=True)
+
+        def _answer(self, body: bool) -> None:
+            if self.path != route:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(os.path.getsize(path)))
+            self.end_headers()
+            if body:
+                with open(path, "rb") as fh:
+                    shutil.copyfileobj(fh, self.wfile)
+
+        def log_message(self, format, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OneFile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="moderate-serve-file", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{route}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def _job_options(options) -> dict:

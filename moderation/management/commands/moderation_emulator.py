@@ -27,6 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--access-key-secret", help="its secret")
         parser.add_argument("--uid", help="the emulated account id")
         parser.add_argument("--oss-root", help="directory standing in for every OSS bucket")
+        parser.add_argument("--qps-limit", type=int,
+                            help="requests per second before the protocol's 'slow down' answer")
+        parser.add_argument("--max-running-tasks", type=int,
+                            help="video tasks analysed at once before new ones are refused")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = self.config(options)
@@ -57,7 +61,8 @@ class Command(BaseCommand):
             base = EmulatorConfig.from_mapping(getattr(settings, "MODERATION_EMULATOR", {}) or {})
         except (TypeError, ValueError) as exc:
             raise CommandError(f"settings.MODERATION_EMULATOR: {exc}") from exc
-        names = ("host", "port", "access_key_id", "access_key_secret", "uid", "oss_root")
+        names = ("host", "port", "access_key_id", "access_key_secret", "uid", "oss_root",
+                 "qps_limit", "max_running_tasks")
         given = {name: options[name] for name in names if options.get(name) is not None}
         if "oss_root" in given:
             given["oss_root"] = Path(given["oss_root"])

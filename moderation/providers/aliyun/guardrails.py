@@ -5,7 +5,9 @@ Wire protocol per shared/specs/aliyun-protocol.md: RPC ``POST /`` with the opera
 ``x-acs-action``, parameters ``Service`` + ``ServiceParameters`` (a JSON *string*) in a
 form-urlencoded body (§4.1), signed with ACS3-HMAC-SHA256 (§5) or, optionally, legacy RPC V1
 (§6). The service does not receive bytes: it downloads the image from a URL it can reach, so
-the media must come with one (see ``media_url.public_url_for``).
+the media must come with one (see ``media_url.public_url_for``), or be an ``oss://BUCKET/KEY``
+URI, which is sent as ``ossBucketName``/``ossObjectName``/``ossRegionId`` (= ``REGION``) and
+read by the service from the account's OSS (api-reference §3.2, §3.3).
 
 OPTIONS (``MODERATION["PROVIDERS"][alias]["OPTIONS"]``):
 
@@ -14,9 +16,12 @@ OPTIONS (``MODERATION["PROVIDERS"][alias]["OPTIONS"]``):
 ``http://127.0.0.1:PORT`` for the local emulator; scheme optional, default https),
 ``SERVICE`` (``baselineCheck_global``; free text, consoles clone services under new codes),
 ``SIGNATURE`` (``acs3`` | ``rpc_v1``), ``TIMEOUT`` ((connect, read) seconds, ``(5, 20)``),
-``REFERER`` (sent as ``referer`` for hot-link-protected URLs), ``VIDEO_SERVICE``
-(``videoDetection_global``), ``CRYPT_TYPE`` (callback checksum ``SHA256`` | ``SM3``, sent with
-a callback), ``UID`` (the account id the callback checksum is computed with, §2.11).
+``REFERER`` (sent as ``referer`` with images and videos, for hot-link-protected URLs),
+``VIDEO_SERVICE`` (``videoDetection_global``), ``OFFLINE`` (videos: ``offline: true``,
+nearline mode; results then answer 288 while queued), ``CRYPT_TYPE`` (callback checksum
+``SHA256`` | ``SM3``, sent with a callback), ``UID`` (the account id the callback checksum is
+computed with, §2.11). A registration's ``options={"referer": ..., "offline": ...}`` override
+``REFERER``/``OFFLINE`` per field.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..result import RISK_LEVELS, Label, Result, worst_risk
 from . import guardrails_video as video
 from . import signing
 from .callbacks import parse_video_callback
-from .client import AliyunProvider, image_result
+from .client import DEFAULT_REGION, AliyunProvider, image_result
 
 API_VERSION = "2022-03-02"
 IMAGE_ACTION = "ImageModeration"
@@ -41,6 +46,12 @@ DEFAULT_TIMEOUT = (5.0, 20.0)
 SIGNATURES = ("acs3", "rpc_v1")
 USER_AGENT = "django-media-moderation (aliyun-guardrails; python-requests)"
 LABEL_SERVICE = "guardrails"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def _flag(value: Any) -> bool:
+    """An on/off option given as a bool or as text (settings read from the environment)."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
 
 
 def default_endpoint(region: str) -> str:
@@ -51,10 +62,13 @@ def default_endpoint(region: str) -> str:
     return f"green-cip.{region}.aliyuncs.com"
 
 
-def service_parameters(image_url: str, data_id: str = "", referer: str = "") -> str:
-    """The ``ServiceParameters`` JSON text of ImageModeration (API reference §3.2); empty keys
-    are left out. Sent byte-for-byte, the service parses it (§4.1)."""
-    params = {"imageUrl": image_url}
+def service_parameters(
+    image_url: str, data_id: str = "", referer: str = "", region: str = DEFAULT_REGION
+) -> str:
+    """The ``ServiceParameters`` JSON text of ImageModeration (API reference §3.2): ``imageUrl``
+    or, for ``oss://BUCKET/KEY``, the OSS trio in ``region``; empty keys are left out. Sent
+    byte-for-byte, the service parses it (§4.1)."""
+    params = video.media_source(image_url, region, "imageUrl")
     if data_id:
         params["dataId"] = data_id
     if referer:
@@ -114,12 +128,29 @@ class GuardrailsProvider(AliyunProvider):
     def video_service(self) -> str:
         return str(self._opt("VIDEO_SERVICE", video.DEFAULT_VIDEO_SERVICE))
 
+    def referer(self, request: ModerationRequest) -> str:
+        """``referer`` for hot-link-protected storages: the registration's, else REFERER."""
+        return str(request.options.get("referer") or self._opt("REFERER"))
+
+    def offline(self, request: ModerationRequest) -> bool:
+        """Nearline video mode: the registration's ``offline`` option, else OFFLINE."""
+        if request.options.get("offline") is not None:
+            return _flag(request.options["offline"])
+        return _flag(self._opt("OFFLINE", False))
+
+    def media_url(self, media: Media) -> str:
+        """``oss://BUCKET/KEY`` as given (the service reads the object itself), else the
+        public http(s) URL the pipeline provided (``no_public_url`` without one)."""
+        if media.url and video.oss_location(media.url) is not None:
+            return media.url
+        return self.public_url(media)
+
     # --- moderation --------------------------------------------------------------------------
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         """An image: ``ImageModeration``, finished at once. A video: ``VideoModeration``,
         ``in_progress`` with the service's task id (poll with :meth:`fetch`)."""
-        url = self.public_url(media)
+        url = self.media_url(media)
         if media.kind == VIDEO:
             callback = request.callback_url
             params = video.submit_parameters(
@@ -128,20 +159,24 @@ class GuardrailsProvider(AliyunProvider):
                 callback=callback,
                 seed=request.seed if callback else "",
                 crypt_type=str(self._opt("CRYPT_TYPE", "SHA256")) if callback else "",
+                referer=self.referer(request),
+                offline=self.offline(request),
+                region=self.region,
             )
             body = self.call(video.SUBMIT_ACTION, self._video_form(params))
             return video.parse_submit(body)
-        params = service_parameters(url, request.data_id, str(self._opt("REFERER")))
+        params = service_parameters(url, request.data_id, self.referer(request), self.region)
         body = self.call(IMAGE_ACTION, {"Service": self.service, "ServiceParameters": params})
         return parse_image_response(body, self.service)
 
     def fetch(self, task_id: str, request: ModerationRequest | None = None) -> Result:
-        """``VideoModerationResult``: ``in_progress`` on Code 280, else the finished result;
-        a result past its retention raises ``Expired`` (``errors.ERRORS``)."""
+        """``VideoModerationResult``: ``in_progress`` on Code 280 (running) or 288 (nearline,
+        still queued), else the finished result; a result past its retention raises
+        ``Expired`` (``errors.ERRORS``)."""
         body = self.call(
             video.RESULT_ACTION,
             self._video_form(video.task_parameters(task_id)),
-            accept=(video.PROCESSING,),
+            accept=video.WAITING,
         )
         return video.parse_video_result(body, self.video_service, task_id)
 

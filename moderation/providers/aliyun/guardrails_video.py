@@ -5,17 +5,22 @@ Submit-and-poll (aliyun-protocol.md §4.2): ``VideoModeration`` answers ``Data.T
 and ``AudioResult`` when it is done (Appendix A "VideoModerationResult response body";
 aliyun-api-reference.md §3.3). Temporary URLs (``TempUrl``, ``SliceDetails[].Url``) are kept as
 strings: the pipeline copies evidence later, and they expire with the result (24 h).
+
+Also here, because images share them: ``oss://BUCKET/KEY`` sources, sent as
+``ossBucketName``/``ossObjectName``/``ossRegionId`` instead of a URL (api-reference §3.2,
+§3.3), and the nearline answer 288 (``offline`` submissions; brief-supplied, not in the specs).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...labels import make_label
 from ...policy import suggestion_for
-from ..errors import ProviderError
+from ..errors import MediaError, ProviderError
 from ..result import RISK_LEVELS, Frame, Label, Result, Slice, worst_risk
 
 SUBMIT_ACTION = "VideoModeration"
@@ -23,6 +28,13 @@ RESULT_ACTION = "VideoModerationResult"
 CANCEL_ACTION = "VideoModerationCancel"
 DEFAULT_VIDEO_SERVICE = "videoDetection_global"
 PROCESSING = 280  # §2.6/§4.3: the task is still running, ask again later
+# An ``offline`` (nearline) task still waits in the queue: ask again later, like 280. Not in
+# shared/specs (they document ``offline`` for 1.0 only); taken from the task brief.
+NEARLINE = 288
+WAITING = (PROCESSING, NEARLINE)
+OSS_SCHEME = "oss"
+# OSS bucket names: 3-63 lower-case letters, digits and hyphens, no hyphen at either end.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 LABEL_SERVICE = "guardrails"
 NO_LABEL = "nonLabel"
 
@@ -31,13 +43,46 @@ def _json(params: Mapping[str, Any]) -> str:
     return json.dumps(dict(params), ensure_ascii=False, separators=(",", ":"))
 
 
+def oss_location(url: str) -> tuple[str, str] | None:
+    """(bucket, key) of ``oss://BUCKET/KEY``, None for any other URL.
+
+    The key is taken verbatim (no percent-decoding): it is what OSS stores. A malformed
+    ``oss://`` URI is a ``MediaError``: retrying cannot fix it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != OSS_SCHEME:
+        return None
+    bucket, _, key = rest.partition("/")
+    if not _BUCKET.match(bucket) or not key or key.startswith("/"):
+        raise MediaError(f"{url!r} is not oss://BUCKET/KEY (bucket: 3-63 of a-z 0-9 -)",
+                         code="invalid_oss_uri")
+    return bucket, key
+
+
+def media_source(url: str, region: str, url_key: str = "url") -> dict[str, str]:
+    """Where the service reads the media: ``{url_key: url}``, or for ``oss://BUCKET/KEY`` the
+    OSS trio (api-reference §3.2/§3.3) with ``ossRegionId`` = the provider's region, so the
+    service reads the object itself (the bucket must authorise Content Moderation)."""
+    location = oss_location(url)
+    if location is None:
+        return {url_key: url}
+    bucket, key = location
+    return {"ossBucketName": bucket, "ossObjectName": key, "ossRegionId": region}
+
+
 def submit_parameters(
-    url: str, data_id: str = "", callback: str = "", seed: str = "", crypt_type: str = ""
+    url: str, data_id: str = "", callback: str = "", seed: str = "", crypt_type: str = "",
+    *, referer: str = "", offline: bool = False, region: str = "",
 ) -> str:
-    """``ServiceParameters`` of VideoModeration (§4.2): ``url``, ``dataId``, and the callback
-    trio passed through as given; empty keys are left out."""
-    params = {"url": url, "dataId": data_id, "callback": callback, "seed": seed,
-              "cryptType": crypt_type}
+    """``ServiceParameters`` of VideoModeration (§4.2): the source (``url`` or the OSS trio,
+    see :func:`media_source`), ``dataId``, ``referer`` (hot-link-protected URLs),
+    ``offline: true`` (nearline: queued rather than refused when the concurrency quota is
+    full), and the callback trio passed through as given; empty keys are left out."""
+    params: dict[str, Any] = {
+        **media_source(url, region), "dataId": data_id, "referer": referer,
+        "offline": True if offline else None,
+        "callback": callback, "seed": seed, "cryptType": crypt_type,
+    }
     return _json({key: value for key, value in params.items() if value})
 
 
@@ -133,13 +178,14 @@ def _job_labels(parts: Iterable[Frame | Slice]) -> list[Label]:
 def parse_video_result(body: Mapping[str, Any], service: str, task_id: str = "") -> Result:
     """A VideoModerationResult body (Appendix A) as a Result.
 
-    Code 280 -> ``in_progress`` with the task id; Code 200 -> ``done`` with one Frame per
+    Code 280 or 288 (nearline, still queued) -> ``in_progress`` with the task id, so the
+    pipeline polls again with its usual backoff; Code 200 -> ``done`` with one Frame per
     ``Frames[]`` and one Slice per ``SliceDetails[]``; the job's risk is ``Data.RiskLevel``
     when sent, else the worst part. Other codes are raised by ``errors`` before this runs.
     """
     data = body.get("Data") if isinstance(body.get("Data"), Mapping) else {}
     task_id = str(data.get("TaskId") or task_id)
-    if str(body.get("Code")) == str(PROCESSING):
+    if str(body.get("Code")) in {str(code) for code in WAITING}:
         return Result(status="in_progress", task_id=task_id, raw=dict(body))
     if not data:
         raise ProviderError(f"{RESULT_ACTION} answered Code 200 without Data",
