@@ -51,7 +51,8 @@ AK_ID, AK_SECRET = "LTAI5tImmTest00000001", "ImmTestSecret000000000000001"
 PROJECT, BUCKET = "demo-project", "demo-bucket"
 QR, AD = "pt_qrCode", "pt_toDirectContact_tii"
 POLL_LIMIT = 60.0
-pytestmark = pytest.mark.usefixtures("no_proxy")
+# Provider calls take their turn under the account rate limit, kept in the database.
+pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
 
 
 def _oss_root(root: Path) -> Path:

@@ -291,9 +291,9 @@ def test_unsigned_request_is_refused(emulator):
 
 
 def test_other_content_moderation_1_operations_are_not_implemented_yet(emulator):
-    # ImageSyncScan (/green/image/scan) is served: tests/test_aliyun_green.py
-    path, query = "/green/video/asyncscan", {"RegionId": "cn-shanghai"}
-    body = b'{"scenes": ["porn"], "tasks": [{"url": "https://example.com/a.mp4"}]}'
+    # Image and video operations are served (tests/test_aliyun_green*.py); voice is not.
+    path, query = "/green/voice/asyncscan", {"RegionId": "cn-shanghai"}
+    body = b'{"scenes": ["antispam"], "tasks": [{"url": "https://example.com/a.mp3"}]}'
     headers = signing.sign_roa(
         "POST", path, query, {"Content-Type": "application/json"}, body, AK_ID, AK_SECRET
     )

@@ -6,11 +6,15 @@ gateway errors exactly as the API gateway does (§8.1) and moderates with the of
 ``local`` provider, so the official SDKs and our own client can be tested end to end with
 no account, no network and no cost.
 
-Implemented so far: Content Moderation 2.0 ``ImageModeration`` and ``VideoModeration`` /
-``VideoModerationResult`` (280 while working, 594 after retention) / ``VideoModerationCancel``
-(2022-03-02, §4), with frame images and audio slices served under ``/_emulator/``.
-Content Moderation 1.0 paths (``/green/...``) and IMM answer a gateway
-``InvalidApi.NotFound`` for now; callbacks and rate limits are not emulated yet.
+It serves Content Moderation 2.0 (``ImageModeration``, ``VideoModeration`` / ``Result`` /
+``Cancel``, 2022-03-02, §4), Content Moderation 1.0 (``/green/image/scan``, image and video
+async scans and results, frame sync scans, feedback; 2018-05-09, §2) and IMM
+(``Create{Video,Image}ModerationTask``, ``Get*ModerationResult``, ``GetTask``; 2020-09-30,
+§7). Frame images and audio slices are served under ``/_emulator/``; results are kept for
+each product's retention (1 h, 24 h, 7 days), then answer "expired"; callbacks are
+delivered with the documented checksum and retries. Account limits (``qps_limit``,
+``max_running_tasks``) answer each protocol's "slow down", and tests script outages with
+``running.faults.add(Fault(...))``.
 
 Start it from Django::
 
@@ -27,6 +31,8 @@ or from Python (tests)::
     running.stop()
 
 Pieces: :mod:`.config` (keys and limits), :mod:`.app` (the WSGI app: read, verify,
-route), :mod:`.guardrails` / :mod:`.guardrails_video` (2.0 handlers), :mod:`.tasks` (the
-asynchronous task store), :mod:`.server` (a threaded ``wsgiref`` server).
+route, limits, faults), :mod:`.guardrails` / :mod:`.guardrails_video` (2.0),
+:mod:`.green` / :mod:`.green_video` (1.0), :mod:`.imm` (IMM), :mod:`.video_tasks` (fetch,
+analyse, retain, serve files, call back: shared by the three), :mod:`.tasks` (the task
+store), :mod:`.server` (a threaded ``wsgiref`` server).
 """

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from ..labels import rule_for
@@ -43,7 +41,7 @@ from .guardrails import (
     fetch_url_v2,
 )
 from .tasks import RUNNING, Task, TaskStore, new_task_id
-from .video_tasks import MAX_VIDEO_BYTES, TEMP_PREFIX, VideoTasks, WsgiApp, download_video
+from .video_tasks import TEMP_PREFIX, VideoTasks, WsgiApp, download_video
 
 __all__ = ["TEMP_PREFIX", "VideoService", "WsgiApp", "video_data"]
 
@@ -145,17 +143,7 @@ class VideoService:
             return download_video(self.config, None,
                                   _optional_str(parameters, "ossBucketName"),
                                   _optional_str(parameters, "ossObjectName"))
-        config = replace(self.config, max_image_bytes=MAX_VIDEO_BYTES)
-        try:
-            data = fetch_url_v2(url, referer, config)
-        except BusinessError as exc:
-            if exc.message == "parameter invalid(imageUrl)":
-                raise _invalid("url") from None
-            raise
-        handle, path = tempfile.mkstemp(prefix="emulator-video-", suffix=".bin")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        return path
+        return download_video(self.config, url, referer=referer, fetch=fetch_url_v2)
 
     def _hold(self, task: Task, path: str, base_url: str, delay: float) -> None:
         """Keep a nearline task queued (polls see 288) for ``delay`` seconds, then start its

@@ -58,13 +58,15 @@ Render = Callable[[Task, Result, str], tuple[dict[str, Any], Files]]
 
 
 def download_video(config: EmulatorConfig, url: str | None, bucket: str | None = None,
-                   key: str | None = None, url_name: str = "url") -> str:
-    """The video in a temporary file (the caller's task owns it), from ``url`` or from
+                   key: str | None = None, url_name: str = "url", referer: str | None = None,
+                   fetch: Callable[[str, str | None, EmulatorConfig], bytes] = fetch_url) -> str:
+    """The video in a temporary file (the caller's task owns it), from ``url`` (fetched by
+    ``fetch`` with ``referer``: each protocol words a refused download its own way) or from
     ``<oss_root>/<key>``; download problems are the §2.6 business errors."""
     config = replace(config, max_image_bytes=MAX_VIDEO_BYTES)
     if url:
         try:
-            data = fetch_url(url, None, config)
+            data = fetch(url, referer, config)
         except BusinessError as exc:
             if exc.message == "parameter invalid(imageUrl)":
                 raise _invalid(url_name) from None

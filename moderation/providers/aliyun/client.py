@@ -100,6 +100,12 @@ class AliyunProvider(Provider):
         value = self.options.get(name)
         return float(DEFAULT_LIMITS[name] if value is None else value or 0)
 
+    def take_turn(self, rate: str = "request") -> None:
+        """Wait for this call's turn under the account's ``request`` or ``feedback`` rate
+        (shared by every worker, moderation/ratelimit.py); every request goes through here."""
+        budget = "FEEDBACK_RATE_LIMIT" if rate == "feedback" else "RATE_LIMIT"
+        ratelimit.acquire(f"{self.account}:{rate}", self.limit(budget))
+
     @property
     def max_unfinished_tasks(self) -> int | None:
         return int(self.limit("VIDEO_TASK_LIMIT")) or None
@@ -143,8 +149,7 @@ class AliyunProvider(Provider):
         Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
         (``timeout``/``connection``) when there is no answer.
         """
-        budget = "FEEDBACK_RATE_LIMIT" if rate == "feedback" else "RATE_LIMIT"
-        ratelimit.acquire(f"{self.account}:{rate}", self.limit(budget))
+        self.take_turn(rate)
         try:
             response = self.session.post(
                 url, data=body, headers=dict(headers), timeout=self.timeout,

@@ -114,6 +114,8 @@ def parse_image_response(body: Mapping[str, Any], service: str) -> Result:
 class GuardrailsProvider(AliyunProvider):
     """Content Moderation 2.0 over HTTPS with ``requests`` (no Alibaba SDK needed)."""
 
+    product = "green-cip"
+
     capabilities = frozenset({IMAGE, VIDEO, SYNC})
     default_timeout = DEFAULT_TIMEOUT
     default_endpoint = staticmethod(default_endpoint)

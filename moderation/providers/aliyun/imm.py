@@ -316,6 +316,7 @@ class ImmProvider(AliyunProvider):
     """IMM video/image moderation over HTTPS with ``requests`` (no Alibaba SDK needed)."""
 
     capabilities = frozenset({IMAGE, VIDEO})
+    product = "imm"
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "PROJECT_NAME")
     default_timeout = DEFAULT_TIMEOUT
     default_endpoint = staticmethod(default_endpoint)
@@ -363,6 +364,7 @@ class ImmProvider(AliyunProvider):
         answer of a 2xx (IMM has no business ``Code`` on success, §7.3), else the mapped
         gateway error, or ``ProviderError`` (``timeout``/``connection``) without an answer."""
         url, headers = self._signed(action, query)
+        self.take_turn()
         try:
             response = self.session.post(url, data=b"", headers=headers, timeout=self.timeout,
                                          allow_redirects=False)
