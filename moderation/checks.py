@@ -15,6 +15,10 @@
 | moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
+| moderation.W003 | a provider refused our credentials in the last 24 h (database)  |
+
+W003 reads the job history, so it runs only when a database is named:
+``manage.py check --database default`` (and during ``migrate``).
 """
 
 from __future__ import annotations
@@ -186,3 +190,29 @@ def _check_evidence_location():
             id="moderation.W001",
         )]
     return []
+
+
+@register(Tags.database)
+def check_provider_auth(app_configs=None, databases=None, **kwargs):
+    """W003: recent authentication failures (moderation/health.py), one warning each."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from .health import auth_failures
+
+    try:
+        failures = auth_failures()
+    except DatabaseError:  # not migrated yet: nothing to report
+        return []
+    return [
+        Warning(
+            f"provider {failure.provider!r} refused our credentials: {failure.message}",
+            hint=(f"{failure.jobs} job(s) failed with {failure.code!r} since "
+                  f"{failure.last_at:%Y-%m-%d %H:%M} UTC. Fix the provider's OPTIONS (key, "
+                  "secret, region/endpoint, RAM permission, server clock), then retry the "
+                  "failed jobs (admin action or moderation_retry)."),
+            id="moderation.W003",
+        )
+        for failure in failures
+    ]

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Greatest
 
 from .models import RateBudget
 from .providers.errors import Throttled
@@ -58,7 +60,11 @@ def acquire(key: str, rate: float, *, max_wait: float = MAX_WAIT,
     started = clock()
     while True:
         now = clock()
-        if RateBudget.objects.filter(key=key, next_at__lte=now).update(next_at=now + interval):
+        # A turn taken late keeps the cadence: the next one is due one interval after the
+        # scheduled turn, not after ``now``, unless the budget has been idle for longer than
+        # half an interval (no bursts are saved up).
+        if RateBudget.objects.filter(key=key, next_at__lte=now).update(
+                next_at=Greatest(F("next_at"), Value(now - interval / 2, output_field=FloatField())) + interval):
             return now - started
         next_at = RateBudget.objects.filter(key=key).values_list("next_at", flat=True).first()
         if next_at is None:  # the row went away (a flushed test database): make it again

@@ -69,6 +69,38 @@ def test_wrong_secret_is_a_visible_auth_failure(live_server, emulator, register)
     assert job.error_code and "SignatureDoesNotMatch" in job.error_message
 
 
+def test_auth_failure_is_surfaced_by_a_check_and_the_admin(live_server, emulator, register,
+                                                           admin_client):
+    from django.core import checks
+
+    from moderation.health import auth_failures
+
+    with override_settings(MODERATION=guardrails_settings(live_server, emulator, "wrong")):
+        get_provider.cache_clear()
+        register(Photo, provider="aliyun_guardrails")
+        photo = Photo.objects.create(image=ContentFile((SAMPLES / "benign.jpg").read_bytes(),
+                                                       name="b.jpg"))
+        job = Job.objects.get(object_id=str(photo.pk))
+        assert auth_failures() == []
+        assert pipeline.process(job.pk) == "failed"
+        [failure] = auth_failures()
+        assert (failure.provider, failure.jobs, failure.code) == (
+            "aliyun_guardrails", 1, "signature_mismatch")
+        warnings = [m for m in checks.run_checks(databases=["default"])
+                    if m.id == "moderation.W003"]
+        assert len(warnings) == 1 and "aliyun_guardrails" in warnings[0].msg
+        assert not [m for m in checks.run_checks() if m.id == "moderation.W003"]  # no db named
+        page = admin_client.get("/admin/moderation/job/")
+        assert b"refused our credentials" in page.content
+
+    # Fixed settings: the retried job succeeds and the warning goes away.
+    with override_settings(MODERATION=guardrails_settings(live_server, emulator)):
+        get_provider.cache_clear()
+        pipeline.retry(job)
+        assert pipeline.process(job.pk) == "done"
+        assert auth_failures() == []
+
+
 def test_video_submit_polls_and_ingests_with_evidence_copied(live_server, emulator, register):
     import time
 
@@ -98,3 +130,30 @@ def test_video_submit_polls_and_ingests_with_evidence_copied(live_server, emulat
     profane = [s for s in AudioSlice.objects.filter(job=job) if "profanity" in s.label_names]
     assert profane and abs(profane[0].start - 14) <= 1 and profane[0].clip
     assert job.frame_summary["pt_qrCode"] == qr.count()
+
+
+def test_cancelled_job_cancels_its_task_at_the_provider(live_server, emulator, register):
+    from django_q.brokers import get_broker
+
+    from moderation import tasks
+    from moderation.providers import Expired, ModerationRequest
+
+    media = SAMPLES.parent.parent / "tests" / "media" / "clean.mp4"
+    conf = {**guardrails_settings(live_server, emulator), "ALLOW_PRIVATE_ADDRESSES": True}
+    with override_settings(MODERATION=conf):
+        get_provider.cache_clear()
+        register(Photo, provider="aliyun_guardrails", kinds={"image": "video"})
+        photo = Photo.objects.create(image=ContentFile(media.read_bytes(), name="v.mp4"))
+        job = Job.objects.get(object_id=str(photo.pk))
+        assert pipeline.process(job.pk) == "submitted"
+        job.refresh_from_db()
+        broker = get_broker()
+        before = broker.queue_size()
+        photo.delete()  # cancels the job; the provider's task is cancelled by a queued task
+        assert broker.queue_size() == before + 1
+        assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
+        assert tasks.cancel_at_provider("aliyun_guardrails", job.provider_task_id) == "cancelled"
+        with pytest.raises(Expired):  # the emulator forgot the task
+            get_provider("aliyun_guardrails").fetch(job.provider_task_id, ModerationRequest())
+        # A second cancel finds nothing: logged and reported, never raised.
+        assert tasks.cancel_at_provider("aliyun_guardrails", job.provider_task_id) == "expired"

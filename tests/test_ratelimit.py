@@ -43,15 +43,25 @@ class FakeClock:
         self.slept += seconds
 
 
-def test_calls_are_spaced_one_interval_apart():
+def test_calls_keep_the_cadence_of_the_rate():
     clock = FakeClock()
     times = []
-    for _ in range(5):
+    for _ in range(11):
         ratelimit.acquire("t:spacing", 10, clock=clock, sleep=clock.sleep)
         times.append(clock.now)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(gap >= 0.1 - 1e-9 for gap in gaps), gaps
-    assert times[-1] - times[0] == pytest.approx(0.4, abs=0.01)
+    # An idle budget gives at most half an interval of credit; then one turn per interval.
+    assert gaps[0] >= 0.05 - 1e-9 and all(gap >= 0.1 - 1e-9 for gap in gaps[1:]), gaps
+    assert times[-1] - times[0] == pytest.approx(0.95, abs=0.01)
+
+
+def test_a_late_turn_does_not_push_the_schedule_back():
+    clock = FakeClock()
+    ratelimit.acquire("t:late", 10, clock=clock, sleep=clock.sleep)
+    first = RateBudget.objects.get(key="t:late").next_at
+    clock.now = first + 0.03  # the worker woke up 30 ms after its turn
+    ratelimit.acquire("t:late", 10, clock=clock, sleep=clock.sleep)
+    assert RateBudget.objects.get(key="t:late").next_at == pytest.approx(first + 0.1)
 
 
 def test_no_limit_takes_no_turn():

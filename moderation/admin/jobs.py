@@ -137,6 +137,18 @@ class JobAdmin(admin.ModelAdmin):
             .prefetch_related("content_object")
         )
 
+    def changelist_view(self, request, extra_context=None):
+        """A provider refusing our credentials fails every job: say so above the list."""
+        from ..health import auth_failures
+
+        for failure in auth_failures():
+            messages.error(request, _(
+                "Provider %(provider)s refused our credentials (%(code)s): %(message)s — "
+                "%(jobs)d job(s) failed. Fix its settings, then retry them."
+            ) % {"provider": failure.provider, "code": failure.code,
+                 "message": failure.message, "jobs": failure.jobs})
+        return super().changelist_view(request, extra_context)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         flagged = Frame.objects.filter(job_id=object_id).exclude(risk_level="none")
         total = flagged.count()

@@ -119,6 +119,8 @@ class VideoTasks:
             code = TOO_LARGE if exc.code in _TOO_LARGE_CODES else BAD_FORMAT
             self.store.finish(task.task_id, error=(code, exc.message))
         except Exception as exc:  # the worker thread must survive any engine failure
+            if self.store.get(task.task_id) is None:
+                return  # cancelled meanwhile (or the emulator is going away): nobody asks
             logger.warning("emulator analysis of %s failed: %r", task.task_id, exc)
             self.store.finish(task.task_id, error=(ALGO_FAILED, f"algorithm failed: {exc}"))
         finally:

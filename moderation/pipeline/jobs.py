@@ -112,14 +112,26 @@ def cancel_object_jobs(instance, reason: str) -> int:
 
 
 def _cancel(jobs, reason: str) -> int:
+    """Cancel unfinished jobs; a task already at the provider is cancelled there too, by a
+    queued task once this transaction commits (no HTTP inside a model save)."""
     count = 0
-    for job in jobs.only("pk"):
-        count += Job.objects.filter(pk=job.pk, status__in=UNFINISHED).update(
+    for job in jobs.only("pk", "provider", "provider_task_id"):
+        cancelled = Job.objects.filter(pk=job.pk, status__in=UNFINISHED).update(
             status=Status.CANCELLED, error_message=reason, lease_until=None,
             completed_at=timezone.now(),
         )
+        count += cancelled
         log(job, Action.CANCELLED, reason)
+        if cancelled and job.provider_task_id:
+            transaction.on_commit(
+                lambda a=job.provider, t=job.provider_task_id: enqueue_provider_cancel(a, t))
     return count
+
+
+def enqueue_provider_cancel(alias: str, task_id: str) -> None:
+    from .. import tasks
+
+    tasks.enqueue_provider_cancel(alias, task_id)
 
 
 def log(job: Job, action: str, reason: str = "", actor=None, **data: Any) -> ReviewEvent:

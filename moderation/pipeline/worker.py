@@ -186,6 +186,19 @@ def _account_of(alias: str) -> str | None:
         return None
 
 
+def cancel_at_provider(alias: str, task_id: str) -> str:
+    """Stop a cancelled job's task at the provider (it frees a video task slot there and
+    stops the billing of a live stream). Best effort: the job is cancelled either way."""
+    try:
+        get_provider(alias).cancel(task_id)
+    except NotSupported:
+        return "not_supported"
+    except ModerationError as exc:  # e.g. the task finished or expired meanwhile
+        logger.info("cancelling task %s at %s: %s", task_id, alias, exc)
+        return exc.code
+    return "cancelled"
+
+
 def fetchable_url(job: Job) -> str | None:
     """A URL a remote provider can fetch the job's file from (see media_url.py)."""
     from ..media_url import public_url_for
@@ -313,12 +326,14 @@ def _finish_unsuccessfully(job: Job, status: str, action: str, error: Moderation
     job.completed_at = timezone.now()
     job.save(update_fields=["status", "error_code", "error_message", "completed_at",
                             "updated_at"])
-    log(job, action, error.message, code=error.code)
+    extra = {"kind": "auth"} if isinstance(error, AuthError) else {}
+    log(job, action, error.message, code=error.code, **extra)
     return "expired" if status == Status.EXPIRED else "failed"
 
 
 __all__ = [
-    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request", "claim_task_slot",
+    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request", "cancel_at_provider",
+    "claim_task_slot",
     "copy_evidence_and_ingest", "handle_error", "media_of", "poll", "process",
     "reusable_result", "submit",
 ]

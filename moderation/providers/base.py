@@ -167,6 +167,10 @@ class Provider:
         """Ask for the result of an earlier submit."""
         raise NotSupported(f"provider {self.alias!r} has no asynchronous results")
 
+    def cancel(self, task_id: str) -> None:
+        """Stop an unfinished task at the provider (its job was cancelled)."""
+        raise NotSupported(f"provider {self.alias!r} cannot cancel tasks")
+
     def feedback(self, feedback: Feedback) -> None:
         """Send a moderator's verdict to the provider (``feedback`` capability)."""
         raise NotSupported(f"provider {self.alias!r} takes no feedback")
