@@ -114,15 +114,27 @@ MODERATION = {
 # Alibaba Cloud, configured from the environment (never from the source). Point
 # MODERATION_ALIYUN_ENDPOINT at `manage.py moderation_emulator` to try it offline.
 if os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
+    _aliyun = {
+        "ACCESS_KEY_ID": os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
+        "ACCESS_KEY_SECRET": os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
+        "UID": os.environ.get("ALIBABA_CLOUD_UID", ""),
+        "ENDPOINT": os.environ.get("MODERATION_ALIYUN_ENDPOINT", ""),
+        "REGION": os.environ.get("ALIBABA_CLOUD_REGION", "ap-southeast-1"),
+    }
     MODERATION["PROVIDERS"] = {
         "aliyun_guardrails": {
             "BACKEND": "moderation.providers.aliyun.guardrails.GuardrailsProvider",
-            "OPTIONS": {
-                "ACCESS_KEY_ID": os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
-                "ACCESS_KEY_SECRET": os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
-                "UID": os.environ.get("ALIBABA_CLOUD_UID", ""),
-                "ENDPOINT": os.environ.get("MODERATION_ALIYUN_ENDPOINT", ""),
-            },
+            "OPTIONS": _aliyun,
+        },
+        "aliyun_green": {
+            "BACKEND": "moderation.providers.aliyun.green.GreenProvider",
+            "OPTIONS": {**_aliyun, "RATE_LIMIT": 50},  # 1.0 documents 50 image scans/s
+        },
+        # IMM reads media from OSS only (oss:// URLs); a demo upload has none.
+        "aliyun_imm": {
+            "BACKEND": "moderation.providers.aliyun.imm.ImmProvider",
+            "OPTIONS": {**_aliyun, "PROJECT_NAME": os.environ.get("MODERATION_IMM_PROJECT",
+                                                                  "demo")},
         },
     }
 

@@ -13,6 +13,7 @@
 | moderation.E009 | the local provider's packages are missing (the ``local`` extra)  |
 | moderation.E010 | VIDEO_INTERVAL / VIDEO_MAX_FRAMES out of range                   |
 | moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
+| moderation.E012 | a field moderated by a URL-fetching provider has no way to a URL |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 | moderation.W003 | a provider refused our credentials in the last 24 h (database)  |
@@ -190,6 +191,40 @@ def _check_evidence_location():
             id="moderation.W001",
         )]
     return []
+
+
+@register(Tags.compatibility)
+def check_fetchable_fields(app_configs=None, **kwargs):
+    """E012: a remote provider (``needs_url``) fetches media by URL; a registered field whose
+    storage gives no absolute URL, while PUBLIC_BASE_URL is unset (or the storage is not the
+    default one, the only one the signed view serves), can never be moderated."""
+    from .media_url import public_url_for
+    from .providers import get_provider
+    from .registry import registry
+
+    errors = []
+    for reg in registry:
+        try:
+            provider = get_provider(reg.provider_alias())
+        except Exception:  # reported by E001/E002
+            continue
+        if not provider.needs_url:
+            continue
+        for name in reg.fields:
+            field = reg.model._meta.get_field(name)
+            storage = getattr(field, "storage", None)
+            if storage is None or public_url_for(storage, "moderation-check-probe.jpg"):
+                continue
+            errors.append(Error(
+                f"{reg.model._meta.label}.{name} is moderated by {provider.alias!r}, which "
+                "downloads media by URL, but its storage gives no absolute URL and the app "
+                "cannot sign one.",
+                hint="Set MODERATION['PUBLIC_BASE_URL'] to this site's public https URL "
+                     "(files of the default storage are then served through signed, "
+                     "expiring URLs), or use a storage with absolute URLs (S3/OSS).",
+                id="moderation.E012",
+            ))
+    return errors
 
 
 @register(Tags.database)

@@ -7,8 +7,8 @@ in one place, and the one place every worker already shares is the database.
 * :func:`acquire` is a GCRA limiter (the "generic cell rate algorithm" behind most API
   gateways): a row holds ``next_at``, the earliest moment the next call may go; a call takes
   its turn with one conditional ``UPDATE`` (atomic on SQLite and PostgreSQL alike) and pushes
-  ``next_at`` one interval on. Calls are spaced ``1/rate`` apart, so no one-second window ever
-  sees more than ``rate`` of them. A call that cannot get a turn within ``max_wait`` raises
+  ``next_at`` one interval on. Calls keep a cadence of ``1/rate``, so a window of T seconds
+  sees at most ``rate * T + 1`` of them. A call that cannot get a turn within ``max_wait`` raises
   :class:`Throttled` with ``retry_after``: the job goes back to the table and waits, it is
   never dropped.
 * :func:`task_slot` serialises "count the unfinished tasks, then claim one" on a lock row,
@@ -61,10 +61,11 @@ def acquire(key: str, rate: float, *, max_wait: float = MAX_WAIT,
     while True:
         now = clock()
         # A turn taken late keeps the cadence: the next one is due one interval after the
-        # scheduled turn, not after ``now``, unless the budget has been idle for longer than
-        # half an interval (no bursts are saved up).
+        # scheduled turn, not after ``now``; an idle budget gives at most half an interval
+        # of credit (no bursts are saved up).
+        earliest = Value(now - interval / 2, output_field=FloatField())
         if RateBudget.objects.filter(key=key, next_at__lte=now).update(
-                next_at=Greatest(F("next_at"), Value(now - interval / 2, output_field=FloatField())) + interval):
+                next_at=Greatest(F("next_at"), earliest) + interval):
             return now - started
         next_at = RateBudget.objects.filter(key=key).values_list("next_at", flat=True).first()
         if next_at is None:  # the row went away (a flushed test database): make it again

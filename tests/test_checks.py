@@ -113,3 +113,26 @@ def test_label_overrides_change_risk():
     assert risk_of("some_new_label", 1) == "medium"
     with override_settings(MODERATION={"LABELS": {"pt_qrCode": {"risk_level": "low"}}}):
         assert risk_of("pt_qrCode", 90) == "low"
+
+
+def test_a_field_a_remote_provider_cannot_fetch(register):
+    from moderation.checks import check_fetchable_fields
+    from moderation.providers import get_provider
+
+    guardrails = {"BACKEND": "moderation.providers.aliyun.guardrails.GuardrailsProvider",
+                  "OPTIONS": {"ACCESS_KEY_ID": "id", "ACCESS_KEY_SECRET": "s"}}
+    register(Photo, provider="g")
+    try:
+        with override_settings(MODERATION={"PROVIDERS": {"g": guardrails}}):
+            get_provider.cache_clear()
+            errors = check_fetchable_fields()
+            assert [e.id for e in errors] == ["moderation.E012"]
+            assert "testapp.Photo.image" in errors[0].msg
+        with override_settings(MODERATION={"PROVIDERS": {"g": guardrails},
+                                           "PUBLIC_BASE_URL": "https://example.com"}):
+            get_provider.cache_clear()
+            assert check_fetchable_fields() == []  # signed URLs of this site
+    finally:
+        get_provider.cache_clear()
+    register(Photo)  # the default, local provider reads bytes: no URL needed
+    assert check_fetchable_fields() == []
