@@ -164,6 +164,12 @@ class Job(models.Model):
         max_length=8, choices=ReviewState.choices, default=ReviewState.NONE
     )
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    # A moderator's claim on a pending review: nobody else opens it until it expires.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -332,6 +338,9 @@ class HashEntry(models.Model):
     quality = models.PositiveSmallIntegerField(default=100)
     note = models.CharField(max_length=500, blank=True)
     source_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    # The frame whose image was added (its thumbnail is the entry's picture), if any.
+    source_frame = models.ForeignKey(Frame, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -363,6 +372,57 @@ class RateBudget(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ModeratorPreference(models.Model):
+    """Per-moderator console settings."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="moderation_preference")
+    # Off (the default): flagged imagery is blurred until clicked.
+    reveal_flagged = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
+
+
+class FeedbackRequest(models.Model):
+    """A moderator's feedback on a job, sent to its provider by a queued task.
+
+    Alibaba 1.0 takes it through its feedback operations (rate limited, retried); the local
+    provider turns it into hash library entries. ``status`` shows where it is.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        NOT_SUPPORTED = "unsupported", _("not supported by the provider")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="feedback")
+    provider = models.CharField(max_length=50)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    # The frames the feedback is about (Frame ids); empty: the whole job.
+    frame_ids = models.JSONField(default=list, blank=True)
+    scenes = models.JSONField(default=list, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=11, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"],
+                                name="moderation_feedback_due")]
+
+    def __str__(self) -> str:
+        return f"feedback {self.decision} on job {self.job_id} [{self.status}]"
 
 
 def delete_evidence_file(sender, instance, using=None, **kwargs) -> None:
