@@ -298,6 +298,9 @@ class ReviewEvent(models.Model):
         APPROVED = "approved", _("approved")
         REJECTED = "rejected", _("rejected")
         REQUEUED = "requeued", _("re-queued")
+        FEEDBACK = "feedback", _("feedback requested")
+        FEEDBACK_SENT = "feedback_sent", _("feedback sent")
+        FEEDBACK_FAILED = "feedback_failed", _("feedback failed")
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=20, choices=Action.choices)
