@@ -196,3 +196,31 @@ def start_qcluster():
             os.killpg(proc.pid, signal.SIGKILL)
         assert not stuck, "the qcluster did not stop within 30 s of SIGTERM"
         assert not leftovers.stdout.strip(), f"processes left behind: {leftovers.stdout}"
+
+
+def poll_until_finished(fetch, limit: float = 120.0):
+    """Call ``fetch()`` until its Result is finished (bounded): (result, how many answers
+    said "still working"). Fails the test after ``limit`` seconds."""
+    import time
+
+    deadline, pending = time.monotonic() + limit, 0
+    while time.monotonic() < deadline:
+        result = fetch()
+        if result.finished:
+            return result, pending
+        assert result.status == "in_progress" and result.task_id
+        pending += 1
+        time.sleep(0.25)
+    pytest.fail(f"the provider task did not finish in {limit} s")
+
+
+def wait_for(condition, timeout: float = 240.0) -> bool:
+    """Poll ``condition()`` every half second until true (True) or ``timeout`` (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False

@@ -26,7 +26,7 @@ from moderation.providers.aliyun.green import GreenProvider
 from moderation.providers.result import Result
 from tests.media.make_videos import TIMELINES
 
-from .conftest import SAMPLES, serving
+from .conftest import SAMPLES, poll_until_finished, serving
 
 MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tGreenVideo000001", "GreenVideoSecret0000000000001"
@@ -66,15 +66,7 @@ def video(url: str, kind: str = "video") -> Media:
 
 
 def poll(fetch: Callable[[], Result]) -> tuple[Result, int]:
-    deadline, pending = time.monotonic() + POLL_LIMIT, 0
-    while time.monotonic() < deadline:
-        result = fetch()
-        if result.finished:
-            return result, pending
-        assert result.status == "in_progress" and result.task_id
-        pending += 1
-        time.sleep(0.25)
-    pytest.fail(f"the video task did not finish in {POLL_LIMIT} s")
+    return poll_until_finished(fetch, POLL_LIMIT)
 
 
 def labels_of(part) -> set[str]:

@@ -44,7 +44,7 @@ from moderation.providers.aliyun.imm import (
     task_type_of,
 )
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, poll_until_finished
 
 MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tImmTest00000001", "ImmTestSecret000000000000001"
@@ -87,16 +87,7 @@ def oss(key: str, kind: str = "video") -> Media:
 
 
 def poll(fetch: Callable[[], Result]) -> tuple[Result, int]:
-    """Fetch until finished (bounded); the result and how many answers were Running."""
-    deadline, pending = time.monotonic() + POLL_LIMIT, 0
-    while time.monotonic() < deadline:
-        result = fetch()
-        if result.finished:
-            return result, pending
-        assert result.status == "in_progress" and result.task_id
-        pending += 1
-        time.sleep(0.25)
-    pytest.fail(f"the IMM task did not finish in {POLL_LIMIT} s")
+    return poll_until_finished(fetch, POLL_LIMIT)
 
 
 def sdk_client(emulator: RunningEmulator, secret: str = AK_SECRET):

@@ -13,7 +13,6 @@ video task limit of its own, so the emulator's refusals are what it meets.
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from django.core.files.base import ContentFile
@@ -27,7 +26,7 @@ from moderation.emulator.server import start
 from moderation.models import Frame, Job, ReviewEvent, Status
 from moderation.providers import get_provider
 
-from .conftest import ROOT, png_bytes
+from .conftest import ROOT, png_bytes, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_proxy")]
@@ -118,11 +117,3 @@ def test_storm_and_outage_end_with_every_job_done_once(live_server, tmp_path, st
     # The client kept under the emulator's quota on its own (the planned throttles aside).
     assert qps_refused == 0
 
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False

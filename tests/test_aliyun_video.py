@@ -23,7 +23,7 @@ from moderation.providers import Expired, Media, ModerationRequest, Result
 from moderation.providers.aliyun.guardrails import GuardrailsProvider
 from moderation.providers.aliyun.guardrails_video import submit_parameters
 
-from .conftest import serving
+from .conftest import poll_until_finished, serving
 
 MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tVideoTest000001", "VideoTestSecret00000000000001"
@@ -63,16 +63,7 @@ def video(url: str) -> Media:
 
 
 def poll(fetch: Callable[[], Result]) -> tuple[Result, int]:
-    """Fetch until finished (bounded); the result and how many answers were 280."""
-    deadline, pending = time.monotonic() + POLL_LIMIT, 0
-    while time.monotonic() < deadline:
-        result = fetch()
-        if result.finished:
-            return result, pending
-        assert result.status == "in_progress" and result.task_id
-        pending += 1
-        time.sleep(0.25)
-    pytest.fail(f"the video task did not finish in {POLL_LIMIT} s")
+    return poll_until_finished(fetch, POLL_LIMIT)
 
 
 # --- (a) the official SDK --------------------------------------------------------------------

@@ -7,7 +7,6 @@ loads the models, moderates the sample media and the bad inputs, and writes the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import moderation
 from demo_project.blog.models import Post
 from moderation.models import Frame, Job, Status
 
-from .conftest import SAMPLES, png_bytes
+from .conftest import SAMPLES, png_bytes, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -48,14 +47,6 @@ BAD_INPUTS = {
 def qcluster(start_qcluster):
     return start_qcluster()
 
-
-def wait_for(condition, timeout=240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_real_worker_moderates_samples_and_survives_bad_inputs(qcluster):
