@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from moderation.emulator import green_video as emulator_green_video
 from moderation.emulator.config import EmulatorConfig
 from moderation.emulator.server import RunningEmulator, start
 from moderation.providers import Expired, Media, MediaError, ModerationRequest, NotSupported
@@ -203,9 +203,9 @@ def test_unknown_task_and_image_id_on_video_results_are_expired(emulator):
 
 
 def test_result_expires_after_one_hour_of_retention(tmp_path, media_server, monkeypatch):
-    assert emulator_green_video.RETENTION == 3600.0  # 1.0 keeps results 1 h (§2.6)
-    monkeypatch.setattr(emulator_green_video, "RETENTION", 0.5)
-    config = EmulatorConfig(access_key_id=AK_ID, access_key_secret=AK_SECRET, oss_root=tmp_path)
+    assert EmulatorConfig().green_retention == timedelta(hours=1)  # 1.0: 1 h (§2.6)
+    config = EmulatorConfig(access_key_id=AK_ID, access_key_secret=AK_SECRET, oss_root=tmp_path,
+                            green_retention=timedelta(seconds=0.5))
     with start(config) as running:
         client = provider(running)
         task_id = client.submit(video(f"{media_server}/clean.mp4"), ModerationRequest()).task_id

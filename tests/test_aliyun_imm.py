@@ -298,9 +298,8 @@ def test_unknown_project_is_a_configuration_error(tmp_path):
 
 
 def test_result_expires_after_retention(tmp_path, monkeypatch):
-    monkeypatch.setattr(imm_emulator, "RETENTION", timedelta(seconds=1))
     shutil.copy(SAMPLES / "benign.jpg", tmp_path / "b.jpg")
-    with start(_config(tmp_path)) as running:
+    with start(_config(tmp_path, imm_retention=timedelta(seconds=1))) as running:
         client = provider(running)
         task_id = client.submit(oss("b.jpg", "image"), ModerationRequest()).task_id
         result, _ = poll(lambda: client.fetch(task_id, ModerationRequest()))
@@ -311,7 +310,7 @@ def test_result_expires_after_retention(tmp_path, monkeypatch):
 
 
 def test_retention_is_seven_days():
-    assert timedelta(days=7) == imm_emulator.RETENTION
+    assert timedelta(days=7) == EmulatorConfig().imm_retention
 
 
 # --- (d) parsers and requests against the documented shapes --------------------------------

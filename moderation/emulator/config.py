@@ -58,8 +58,11 @@ class EmulatorConfig:
     # each protocol's "slow down" (see app.throttle_reply).
     qps_limit: int | None = None
     max_running_tasks: int | None = None
-    # How long a finished 2.0 video task is kept (1.0 and IMM keep theirs 1 h / 7 days).
-    result_retention: timedelta = timedelta(hours=24)
+    # How long finished tasks are kept, per product (aliyun-api-reference.md §2.6, §3.3,
+    # §4.1); tests shorten them to see "expired" answers.
+    result_retention: timedelta = timedelta(hours=24)  # 2.0 video
+    green_retention: timedelta = timedelta(hours=1)  # 1.0 image and video async
+    imm_retention: timedelta = timedelta(days=7)
 
     def secret_for(self, access_key_id: str) -> str | None:
         """The secret of a known AccessKey id, None otherwise (-> InvalidAccessKeyId.NotFound)."""

@@ -6,8 +6,8 @@ downloads each task's ``url`` (public or loopback, §2.6 download codes per task
 local video engine; ``ImageAsyncScan`` queues the image scan of :mod:`.green` on the same
 worker. ``.../results`` take a JSON array of task ids and answer one ``data[]`` element per id:
 280 while it runs, the finished element (the same one a callback carries), or 594 once it is
-unknown or past :data:`RETENTION` (1 h for 1.0; tests shorten it by setting this module
-constant). Frame images are served under ``/_emulator/`` and expire with their task.
+unknown or past ``EmulatorConfig.green_retention`` (1 h for 1.0; tests shorten it). Frame
+images are served under ``/_emulator/`` and expire with their task.
 
 Emulated limits: a live stream (``live: true``) must be an http(s) URL of a finite recording,
 read whole and answered when it ends (no partial results); ``tasks[].frames`` are accepted only
@@ -48,7 +48,6 @@ from .video_tasks import Files, VideoTasks, download_video
 
 PROCESSING = 280
 EXPIRED = 594  # §2.6 "task/taskId expired"
-RETENTION = 3600.0  # seconds a finished 1.0 task is kept (§2.6: "design for 1 h")
 IMAGE, VIDEO = "image", "video"
 
 
@@ -179,7 +178,8 @@ class GreenAsync:
     def _task(self, entry: dict[str, Any], task_id: str, kind: str, push: dict[str, str],
               **extra: Any) -> Task:
         data_id = entry.get("dataId") if isinstance(entry.get("dataId"), str) else None
-        return Task(task_id, data_id, "green", retention=RETENTION,
+        return Task(task_id, data_id, "green",
+                    retention=self.config.green_retention.total_seconds(),
                     extra={"kind": kind, "url": entry.get("url"), **extra}, **push)
 
     def _scan_image(self, task: Task, entry: dict[str, Any]) -> None:

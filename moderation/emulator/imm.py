@@ -9,7 +9,7 @@ the task id is ``<TaskType>-<uuid>`` like the service's. Videos are analysed on 
 ``GetTask`` (§7.2) reports ``Status``/``Progress`` without a verdict, ``GetVideoModerationResult``
 / ``GetImageModerationResult`` (§7.3) add ``ModerationResult`` {``URI``, ``Suggestion``,
 ``Categories``, ``Frames {TotalCount, BlockFrames[]}``} once ``Succeeded``. Tasks are kept
-:data:`RETENTION` (7 days, api-reference §4.1) after they end.
+``EmulatorConfig.imm_retention`` (7 days, api-reference §4.1) after they end.
 
 Errors are gateway-style (§7.3, §8.1): HTTP 4xx + ``{RequestId, HostId, Code, Message}``.
 Conventions of this emulator (the spec names no IMM codes besides the documented example
@@ -38,7 +38,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,7 +69,6 @@ from .video_tasks import VideoTasks, download_video
 logger = logging.getLogger(__name__)
 
 VERSION = API_VERSION
-RETENTION = timedelta(days=7)  # api-reference §4.1: task information is kept 7 days
 #: Documented ``Scenes`` values (api-reference §4.1).
 SCENES = frozenset({"porn", "terrorism", "ad", "live", "logo"})
 #: (default, low, high) of Interval and MaxFrames per task type (§7.1, §7.3).
@@ -245,7 +244,7 @@ class ImmService:
             "definition": {k: v for k, v in params.items() if k != "ProjectName"},
             **sampling,
         })
-        task.retention = RETENTION.total_seconds()
+        task.retention = self.config.imm_retention.total_seconds()
         try:
             if task_type == VIDEO_TASK:
                 path = download_video(self.config, None, bucket, key)
