@@ -170,6 +170,8 @@ class Job(models.Model):
         related_name="+",
     )
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Kept past retention (evidence in a dispute, a legal request): moderation_purge skips it.
+    legal_hold = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
