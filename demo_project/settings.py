@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "django_q",
     "moderation",
     "demo_project.blog",
@@ -137,6 +139,28 @@ if os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
                                                                   "demo")},
         },
     }
+
+# The moderation API (moderation.api) uses these; a site keeps its own choices.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Media moderation API",
+    "VERSION": "1",
+    "DESCRIPTION": "Jobs, reviews, feedback, on-demand moderation and hash libraries.",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Names for the moderation API's choice sets (docs/api.md).
+    "ENUM_NAME_OVERRIDES": {
+        "JobDecisionEnum": "moderation.models.Decision",
+        "ReviewDecisionEnum": "moderation.api.serializers.REVIEW_DECISIONS",
+        "MediaKindEnum": "moderation.models.MediaKind",
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,0 +1,193 @@
+"""Serializers: jobs (list and detail), frames, slices, decisions, feedback, on-demand
+moderation and hash library entries."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from ..models import (
+    AudioSlice,
+    Decision,
+    Frame,
+    FrameLabel,
+    HashEntry,
+    Job,
+    MediaKind,
+    Suggestion,
+)
+
+
+def _absolute(request, url: str) -> str:
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+class JobSerializer(serializers.ModelSerializer):
+    content_type = serializers.SerializerMethodField()
+    # Blank until the job is decided; declared so that the schema allows "" (BlankEnum).
+    suggestion = serializers.ChoiceField(choices=Suggestion.choices, allow_blank=True,
+                                         read_only=True)
+    decision = serializers.ChoiceField(choices=Decision.choices, allow_blank=True,
+                                       read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "content_type", "object_id", "field_name", "file_name", "media_kind",
+                  "provider", "status", "suggestion", "risk_level", "labels", "review_state",
+                  "decision", "error_code", "error_message", "attempts", "created_at",
+                  "completed_at"]
+        read_only_fields = fields
+
+    def get_content_type(self, job: Job) -> str | None:
+        """``app_label.model`` of the moderated object; null for ad-hoc jobs."""
+        ct = job.content_type
+        return f"{ct.app_label}.{ct.model}" if ct else None
+
+
+class JobDetailSerializer(JobSerializer):
+    frames_url = serializers.SerializerMethodField()
+    slices_url = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "scenes", "biz_type", "data_id",
+                  "provider_task_id", "frame_summary", "audio_summary", "submitted_at",
+                  "frames_url", "slices_url"]
+        read_only_fields = fields
+
+    def get_frames_url(self, job: Job) -> str:
+        return _absolute(self.context.get("request"),
+                         reverse("moderation-api:job-frames", args=[job.pk]))
+
+    def get_slices_url(self, job: Job) -> str:
+        return _absolute(self.context.get("request"),
+                         reverse("moderation-api:job-slices", args=[job.pk]))
+
+
+class FrameLabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FrameLabel
+        fields = ["label", "confidence", "risk_level", "service", "scene", "description"]
+        read_only_fields = fields
+
+
+class FrameSerializer(serializers.ModelSerializer):
+    labels = FrameLabelSerializer(many=True, read_only=True)
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Frame
+        fields = ["id", "offset", "risk_level", "labels", "thumbnail_url"]
+        read_only_fields = fields
+
+    def get_thumbnail_url(self, frame: Frame) -> str | None:
+        """The permission-checked evidence view (view_job), never a public file."""
+        if not frame.thumbnail:
+            return None
+        return _absolute(self.context.get("request"),
+                         reverse("moderation:frame-thumbnail", args=[frame.pk]))
+
+
+class SliceLabelSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    confidence = serializers.FloatField(required=False)
+    risk_level = serializers.CharField(required=False)
+    service = serializers.CharField(required=False, help_text="asr, kws or asr+kws")
+    description = serializers.CharField(required=False)
+
+
+class AudioSliceSerializer(serializers.ModelSerializer):
+    labels = SliceLabelSerializer(many=True, read_only=True)
+    risk_words = serializers.ListField(child=serializers.CharField(), read_only=True)
+    clip_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AudioSlice
+        fields = ["id", "start", "end", "text", "labels", "risk_words", "risk_level",
+                  "clip_url"]
+        read_only_fields = fields
+
+    def get_clip_url(self, part: AudioSlice) -> str | None:
+        if not part.clip:
+            return None
+        return _absolute(self.context.get("request"),
+                         reverse("moderation:slice-clip", args=[part.pk]))
+
+
+#: The two decisions a moderator (or a script) can take.
+REVIEW_DECISIONS = [(Decision.APPROVED.value, Decision.APPROVED.label),
+                    (Decision.REJECTED.value, Decision.REJECTED.label)]
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=REVIEW_DECISIONS)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class FeedbackSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=REVIEW_DECISIONS)
+    frame_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                      required=False, max_length=10_000,
+                                      help_text="frames of the job; empty: the whole job")
+    scenes = serializers.ListField(child=serializers.CharField(max_length=50),
+                                   required=False, max_length=50)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class FeedbackStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.IntegerField(source="job_id")
+    provider = serializers.CharField()
+    decision = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ModerateSerializer(serializers.Serializer):
+    """One of ``file`` (multipart upload) or ``url`` (an http(s) video file or live stream)."""
+
+    file = serializers.FileField(required=False)
+    url = serializers.URLField(required=False, max_length=2000)
+    kind = serializers.ChoiceField(choices=MediaKind.choices, required=False)
+    provider = serializers.CharField(required=False, max_length=50)
+    scenes = serializers.ListField(child=serializers.CharField(max_length=50),
+                                   required=False, max_length=50)
+
+    def validate(self, attrs):
+        if bool(attrs.get("file")) == bool(attrs.get("url")):
+            raise serializers.ValidationError("give exactly one of file or url")
+        return attrs
+
+
+class LabelCountSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    jobs = serializers.IntegerField()
+
+
+class TimelineSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    suggestion = serializers.CharField(allow_blank=True)
+    jobs = serializers.IntegerField()
+
+
+class HashEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HashEntry
+        fields = ["id", "list_type", "label", "pdq", "quality", "note", "source_job",
+                  "created_by", "created_at"]
+        read_only_fields = ["id", "source_job", "created_by", "created_at"]
+
+    def validate_pdq(self, value: str) -> str:
+        value = value.strip().lower()
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise serializers.ValidationError("a PDQ hash is 64 hex digits")
+        return value
+
+    def validate(self, attrs):
+        list_type = attrs.get("list_type", getattr(self.instance, "list_type", None))
+        pdq = attrs.get("pdq", getattr(self.instance, "pdq", None))
+        clash = HashEntry.objects.filter(list_type=list_type, pdq=pdq)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError({"pdq": "already in this list"})
+        return attrs
