@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL_MAX": 300,  # polls back off to a quarter of the time waited, up to this
     # A worker holds a job for at most this long; after that the sweeper hands it on.
     "LEASE_SECONDS": 900,
+    # A moderator who opens a review item holds it this long (nobody else gets it).
+    "REVIEW_CLAIM_SECONDS": 600,
     # django-q2 schedule that re-enqueues due, stuck or lost jobs (created on migrate).
     "SWEEPER_SCHEDULE": True,
     "SWEEPER_MINUTES": 1,
@@ -59,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     # Public https base URL of the site, for callbacks and signed media URLs.
     "PUBLIC_BASE_URL": "",
     "CALLBACK_BASE_URL": "",
+    # Hash libraries (docs/libraries.md): answer an image from the allow/block lists before
+    # a remote provider is called, and the PDQ Hamming distance that counts as a match.
+    "LIBRARY_PRECHECK": True,
+    "LIBRARY_MATCH_THRESHOLD": 31,
 }
 
 BUILTIN_PROVIDERS: dict[str, dict[str, Any]] = {

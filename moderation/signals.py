@@ -8,6 +8,8 @@ All are sent after the database transaction that changed the job has committed, 
 - ``job_completed(job)``: a result was ingested and the policy applied.
 - ``review_required(job)``: the policy suggested ``review``; a moderator must decide.
 - ``content_blocked(job, instance)``: the policy blocked content (after the block action).
+- ``review_resolved(job, decision, actor)``: a moderator decided (``approved`` or
+  ``rejected``), also when reversing an earlier decision.
 """
 
 from django.dispatch import Signal
@@ -17,3 +19,4 @@ job_progress = Signal()
 job_completed = Signal()
 review_required = Signal()
 content_blocked = Signal()
+review_resolved = Signal()

@@ -1,5 +1,6 @@
-"""Admin for jobs, evidence and hash libraries (the first floor of the review console)."""
+"""Admin: jobs and the review console (jobs.py, console.py), hash libraries (libraries.py)."""
 
-from .jobs import HashEntryAdmin, JobAdmin, ModeratedAdminMixin, ReviewEventAdmin
+from .jobs import JobAdmin, ModeratedAdminMixin, ReviewEventAdmin
+from .libraries import HashLibraryAdmin
 
-__all__ = ["HashEntryAdmin", "JobAdmin", "ModeratedAdminMixin", "ReviewEventAdmin"]
+__all__ = ["HashLibraryAdmin", "JobAdmin", "ModeratedAdminMixin", "ReviewEventAdmin"]

@@ -7,7 +7,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .. import pipeline
-from ..models import AudioSlice, Frame, HashEntry, Job, ReviewEvent, Status
+from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, Status
+from .console import ReviewConsoleMixin
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
 
@@ -97,10 +98,10 @@ class ReviewEventInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReviewConsoleMixin, admin.ModelAdmin):
     list_display = (
         "id", "thumb", "content_link", "media_kind", "status", "risk", "label_text",
-        "outcome", "created_at",
+        "outcome", "review_link", "created_at",
     )
     list_filter = (
         "status", "suggestion", "risk_level", "review_state", "media_kind", "provider",
@@ -110,9 +111,10 @@ class JobAdmin(admin.ModelAdmin):
                      "error_message")
     date_hierarchy = "created_at"
     list_select_related = ("content_type",)
-    actions = ["retry_jobs"]
+    actions = ["retry_jobs", "approve_jobs", "reject_jobs"]
     inlines = [FrameInline, AudioSliceInline, ReviewEventInline]
     change_form_template = "moderation/admin/job_change_form.html"
+    change_list_template = "moderation/admin/job_change_list.html"
     flagged_strip_size = 24
     fieldsets = (
         (None, {"fields": ("content_link", "field_name", "file_name", "media_kind",
@@ -185,6 +187,13 @@ class JobAdmin(admin.ModelAdmin):
             return format_html("{} · {}", target, obj.field_name)
         return format_html('<a href="{}">{}</a> · {}', url, target, obj.field_name)
 
+    @admin.display(description=_("console"))
+    def review_link(self, obj):
+        if obj.status != Status.DONE:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:moderation_job_review",
+                                                         args=[obj.pk]), _("review"))
+
     @admin.display(description=_("outcome"), ordering="suggestion")
     def outcome(self, obj):
         if obj.status != Status.DONE:
@@ -208,6 +217,14 @@ class JobAdmin(admin.ModelAdmin):
         count = sum(1 for job in jobs if pipeline.retry(job, actor=request.user))
         self.message_user(request, f"{count} job(s) queued again.", messages.SUCCESS)
 
+    @admin.action(description=_("Approve selected jobs (pass)"), permissions=["review"])
+    def approve_jobs(self, request, queryset):
+        return self._bulk_decide(request, queryset, Decision.APPROVED)
+
+    @admin.action(description=_("Reject selected jobs (block)"), permissions=["review"])
+    def reject_jobs(self, request, queryset):
+        return self._bulk_decide(request, queryset, Decision.REJECTED)
+
 
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(admin.ModelAdmin):
@@ -224,18 +241,6 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(HashEntry)
-class HashEntryAdmin(admin.ModelAdmin):
-    list_display = ("pdq_short", "list_type", "label", "quality", "note", "created_at")
-    list_filter = ("list_type", "label")
-    search_fields = ("pdq", "label", "note")
-    raw_id_fields = ("source_job", "created_by")
-
-    @admin.display(description="PDQ")
-    def pdq_short(self, obj):
-        return obj.pdq[:16] + "…"
 
 
 class ModeratedAdminMixin:

@@ -170,7 +170,12 @@ def decide(job: Job, already_blocked: bool = False) -> str:
         _after_commit(signals.review_required, job)
     else:
         job.decision, job.review_state = Decision.AUTO_BLOCK, ReviewState.NONE
-        if not already_blocked:  # a live stream may have blocked mid-way
+        if not already_blocked and (job.options or {}).get("apply_block") is False:
+            # Backfilled by moderation_scan without --apply: the verdict is kept, the block
+            # action (and content_blocked, which promises it ran) is not.
+            log(job, Action.AUTO_BLOCK, "block action not applied (backfill without --apply)",
+                block_action="skipped")
+        elif not already_blocked:  # a live stream may have blocked mid-way
             log(job, Action.AUTO_BLOCK)
             instance = job.content_object
             if instance is not None and registration is not None:
@@ -183,17 +188,23 @@ def decide(job: Job, already_blocked: bool = False) -> str:
 
 def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
     """A moderator's decision: ``approved`` shows the content (undoing a hide),
-    ``rejected`` blocks it (running the block action)."""
+    ``rejected`` blocks it (running the block action).
+
+    A decision may reverse an earlier one (the event's data keeps ``previous_decision``).
+    It releases any moderator's claim and sends ``review_resolved`` after commit."""
     if decision not in (Decision.APPROVED, Decision.REJECTED):
         raise ValueError(f"decision must be approved or rejected, not {decision!r}")
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status != Status.DONE:
             raise ValueError(f"job {job.pk} is {job.status}; only finished jobs are reviewed")
+        previous = job.decision
         job.decision, job.review_state = decision, ReviewState.RESOLVED
-        job.save(update_fields=["decision", "review_state", "updated_at"])
+        job.claimed_by, job.claimed_until = None, None
+        job.save(update_fields=["decision", "review_state", "claimed_by", "claimed_until",
+                                "updated_at"])
         log(job, Action.APPROVED if decision == Decision.APPROVED else Action.REJECTED,
-            reason, actor=actor)
+            reason, actor=actor, **({"previous_decision": previous} if previous else {}))
         registration, instance = registration_for(job), job.content_object
         if instance is not None and registration is not None:
             if decision == Decision.APPROVED:
@@ -201,6 +212,7 @@ def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
             else:
                 apply_block(instance, registration, job)
                 _after_commit(signals.content_blocked, job, instance=instance)
+        _after_commit(signals.review_resolved, job, decision=decision, actor=actor)
     return job
 
 

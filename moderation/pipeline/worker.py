@@ -13,6 +13,7 @@ from django.utils import timezone
 from .. import ratelimit, signals
 from ..conf import moderation_settings
 from ..libraries import hash_library
+from ..libraries import precheck as library_precheck
 from ..media import adhoc_media, media_for, stored_name
 from ..models import UNFINISHED, Job, MediaKind, ReviewEvent, Status
 from ..providers import (
@@ -129,6 +130,12 @@ def submit(job: Job, lease: Lease | None = None) -> str:
 
     provider = get_provider(job.provider)
     provider.check_media(media)
+    # An image on the allow or block list is answered here, without the provider's call.
+    known = library_precheck(media, provider)
+    if known is not None:
+        log(job, Action.SUBMITTED, "answered by the hash library", provider="library")
+        ingest(job, known)
+        return "library"
     if provider.needs_url and not media.url:
         media.url = fetchable_url(job) or ""
     request = build_request(job, provider)

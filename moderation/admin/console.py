@@ -1,0 +1,232 @@
+"""The review console's views, mounted under the Job admin (``JobAdmin.get_urls``).
+
+=============================  =================  ==========================================
+URL (under /admin/moderation/job/)  permission     what
+=============================  =================  ==========================================
+``queue/``                     review_job         pending reviews, worst risk first, filters
+``queue/next/``                review_job         claim the next free item and open it
+``<id>/review/``               view_job           the job page (claims it for review_job)
+``<id>/decide/`` POST          review_job         approve / reject, then the next item
+``<id>/skip/`` POST            review_job         release the claim, open the next item
+``<id>/release/`` POST         review_job         release the claim, back to the queue
+``<id>/feedback/`` POST        send_feedback      ``feedback.request_feedback``
+``<id>/raw/``                  view_job           the raw provider result as JSON
+``console/preferences/`` POST  view_job           blur / reveal flagged imagery
+=============================  =================  ==========================================
+
+Every view goes through ``admin_site.admin_view`` (staff login, CSRF on POST) and answers
+403 to a staff user without the permission.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from .. import review
+from ..models import Decision, Frame, Job
+from . import queue as queue_data
+from .review import page_context
+
+VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
+
+
+def require(request, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+
+
+class ReviewConsoleMixin:
+    """Adds the queue, the job page and the decision endpoints to a Job ModelAdmin."""
+
+    def get_urls(self):
+        def wrap(view, post=False):
+            view = require_POST(view) if post else view
+            return self.admin_site.admin_view(view)
+
+        name = "moderation_job_%s"
+        console = [
+            path("queue/", wrap(self.queue_view), name=name % "queue"),
+            path("queue/next/", wrap(self.queue_next_view), name=name % "queue_next"),
+            path("console/preferences/", wrap(self.preferences_view, post=True),
+                 name=name % "preferences"),
+            path("<int:object_id>/review/", wrap(self.review_view), name=name % "review"),
+            path("<int:object_id>/decide/", wrap(self.decide_view, post=True),
+                 name=name % "decide"),
+            path("<int:object_id>/skip/", wrap(self.skip_view, post=True), name=name % "skip"),
+            path("<int:object_id>/release/", wrap(self.release_view, post=True),
+                 name=name % "release"),
+            path("<int:object_id>/feedback/", wrap(self.feedback_view, post=True),
+                 name=name % "feedback"),
+            path("<int:object_id>/raw/", wrap(self.raw_view), name=name % "raw"),
+        ]
+        return console + super().get_urls()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm(REVIEW)
+
+    def has_feedback_permission(self, request) -> bool:
+        return request.user.has_perm(FEEDBACK)
+
+    def _context(self, request, title: str, **extra):
+        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title,
+                "reveal_flagged": review.reveals_flagged(request.user), **extra}
+
+    def _open(self, request, job: Job | None):
+        if job is None:
+            messages.info(request, _("The review queue is empty."))
+            return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
+        return HttpResponseRedirect(reverse("admin:moderation_job_review", args=[job.pk]))
+
+    def _review_url(self, job_id) -> str:
+        return reverse("admin:moderation_job_review", args=[job_id])
+
+    # --- the queue -------------------------------------------------------------------------
+
+    def queue_view(self, request):
+        require(request, REVIEW)
+        filters = queue_data.Filters.from_query(request.GET)
+        page, rows = queue_data.build_page(request, filters.apply(review.queue()),
+                                           request.GET.get("page"))
+        context = self._context(
+            request, _("Review queue"), page=page, rows=rows, filters=filters,
+            choices=queue_data.filter_choices(), query=filters.as_dict(),
+            can_view=request.user.has_perm(VIEW), claim_minutes=review.claim_seconds() // 60,
+            actions=[("approve_jobs", _("Approve selected (pass)")),
+                     ("reject_jobs", _("Reject selected (block)"))],
+        )
+        return TemplateResponse(request, "moderation/admin/review_queue.html", context)
+
+    def queue_next_view(self, request):
+        require(request, REVIEW)
+        return self._open(request, review.next_item(request.user))
+
+    # --- the job page ----------------------------------------------------------------------
+
+    def review_view(self, request, object_id: int):
+        require(request, VIEW)
+        can_review = request.user.has_perm(REVIEW)
+        claimed = can_review and review.claim(object_id, request.user)
+        job = get_object_or_404(Job.objects.select_related("content_type", "claimed_by")
+                                .defer("result"), pk=object_id)
+        holder = job.claimed_by if review.claim_holder_id(job) else None
+        context = self._context(
+            request, _("Review job %(id)s") % {"id": job.pk}, job=job,
+            can_review=can_review, can_feedback=request.user.has_perm(FEEDBACK),
+            claimed=claimed, holder=holder,
+            held_by_other=holder is not None and holder.pk != request.user.pk,
+            is_pending=job.review_state == "pending",
+            is_finished=job.status == "done",
+            decisions=[(Decision.APPROVED, _("pass (approve)")),
+                       (Decision.REJECTED, _("block (reject)"))],
+            **page_context(request, job),
+        )
+        return TemplateResponse(request, "moderation/admin/review_job.html", context)
+
+    def raw_view(self, request, object_id: int):
+        require(request, VIEW)
+        job = get_object_or_404(Job.objects.only("pk", "raw_result"), pk=object_id)
+        response = JsonResponse(job.raw_result, safe=False, json_dumps_params={"indent": 1})
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    # --- decisions and claims --------------------------------------------------------------
+
+    def decide_view(self, request, object_id: int):
+        require(request, REVIEW)
+        job = get_object_or_404(Job, pk=object_id)
+        reason = request.POST.get("reason", "").strip()[:2000]
+        try:
+            job = review.decide(job, request.POST.get("decision", ""), request.user, reason)
+        except review.ClaimedByOther:
+            messages.error(request, _("Another moderator is reviewing job %(id)s.")
+                           % {"id": job.pk})
+            return HttpResponseRedirect(self._review_url(job.pk))
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(self._review_url(job.pk))
+        messages.success(request, _("Job %(id)s: %(decision)s.")
+                         % {"id": job.pk, "decision": job.get_decision_display()})
+        return self._open(request, review.next_item(request.user, after=job))
+
+    def skip_view(self, request, object_id: int):
+        require(request, REVIEW)
+        job = get_object_or_404(Job, pk=object_id)
+        review.release(job, request.user)
+        return self._open(request, review.next_item(request.user, after=job))
+
+    def release_view(self, request, object_id: int):
+        require(request, REVIEW)
+        review.release(object_id, request.user)
+        return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
+
+    def preferences_view(self, request):
+        if not (request.user.has_perm(VIEW) or request.user.has_perm(REVIEW)):
+            raise PermissionDenied
+        review.set_reveal_flagged(request.user, request.POST.get("reveal_flagged") == "1")
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, {request.get_host()},
+                                               request.is_secure()):
+            target = reverse("admin:moderation_job_queue")
+        return HttpResponseRedirect(target)
+
+    # --- feedback --------------------------------------------------------------------------
+
+    def feedback_view(self, request, object_id: int):
+        require(request, FEEDBACK)
+        from .. import feedback
+
+        job = get_object_or_404(Job, pk=object_id)
+        decision = request.POST.get("decision", "")
+        if decision not in (Decision.APPROVED, Decision.REJECTED):
+            messages.error(request, _("Choose pass or block for the feedback."))
+            return HttpResponseRedirect(self._review_url(job.pk))
+        wanted = [int(v) for v in request.POST.getlist("frame_ids") if v.isdigit()]
+        frame_ids = sorted(Frame.objects.filter(job=job, pk__in=wanted)
+                           .values_list("pk", flat=True)) if wanted else None
+        scenes = [s.strip() for s in request.POST.getlist("scenes") if s.strip()] or None
+        try:
+            row = feedback.request_feedback(job, decision, frame_ids=frame_ids or None,
+                                            scenes=scenes,
+                                            note=request.POST.get("note", "").strip()[:500],
+                                            actor=request.user)
+        except (ValueError, LookupError) as exc:
+            messages.error(request, _("Feedback not sent: %(error)s") % {"error": exc})
+        else:
+            messages.success(request, _("Feedback queued (%(status)s).")
+                             % {"status": row.get_status_display()})
+        return HttpResponseRedirect(self._review_url(job.pk) + "#feedback")
+
+    # --- bulk admin actions (on the job list and the queue) --------------------------------
+
+    def _bulk_decide(self, request, queryset, decision: str):
+        done = busy = failed = 0
+        for job in queryset.filter(status="done"):
+            try:
+                review.decide(job, decision, request.user,
+                              request.POST.get("reason", "").strip()[:2000])
+                done += 1
+            except review.ClaimedByOther:
+                busy += 1
+            except ValueError:
+                failed += 1
+        self.message_user(request, _("%(done)d job(s) %(decision)s.")
+                          % {"done": done, "decision": decision}, messages.SUCCESS)
+        if busy:
+            self.message_user(request, _("%(n)d job(s) skipped: another moderator holds "
+                                         "them.") % {"n": busy}, messages.WARNING)
+        if failed:
+            self.message_user(request, _("%(n)d job(s) could not be decided.") % {"n": failed},
+                              messages.ERROR)
+        if request.POST.get("_from_queue"):
+            return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
+        return None

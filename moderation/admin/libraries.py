@@ -1,0 +1,315 @@
+"""Admin for the hash libraries: the allow and block lists, CSV import and export.
+
+CSV is the format hash-sharing tools (ThreatExchange and its ``hma``/``tx`` tools) read and
+write: one hex PDQ hash per line, optionally followed by ``label``, ``note`` and
+``list_type`` columns. An import reports the lines it could not read and adds the rest;
+hashes already on their list are left alone. See docs/libraries.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template import engines
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from .. import libraries
+from ..conf import moderation_settings
+from ..models import HashEntry
+
+LIST_TYPES = {choice.value for choice in HashEntry.ListType}
+#: names a first line may carry as a header (ours, and common hash-list exports)
+HEADERS = {"pdq", "hash", "pdq_hash", "signal", "signal_value", "indicator"}
+MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # ~450 000 lines
+MAX_REPORTED = 20
+EXPORT_COLUMNS = ("pdq", "label", "note", "list_type")
+
+CHANGE_LIST = """{% extends "admin/change_list.html" %}
+{% block object-tools-items %}
+  {% if can_import %}<li><a href="{% url 'admin:moderation_hashentry_import' %}"
+    class="addlink">Import CSV</a></li>{% endif %}
+  {% if can_export %}<li><a href="{% url 'admin:moderation_hashentry_export' %}{{ export_query }}"
+    >Export CSV</a></li>{% endif %}
+  {{ block.super }}
+{% endblock %}
+"""
+
+IMPORT_FORM = """{% extends "admin/base_site.html" %}
+{% block breadcrumbs %}<div class="breadcrumbs">
+  <a href="{% url 'admin:index' %}">Home</a> &rsaquo;
+  <a href="{% url 'admin:app_list' 'moderation' %}">{{ opts.app_config.verbose_name }}</a> &rsaquo;
+  <a href="{% url 'admin:moderation_hashentry_changelist' %}"
+    >{{ opts.verbose_name_plural|capfirst }}</a>
+  &rsaquo; Import CSV</div>{% endblock %}
+{% block content %}
+<p>One hex PDQ hash (64 digits) per line, optionally followed by <code>label</code>,
+  <code>note</code> and <code>list_type</code> (<code>allow</code> or <code>block</code>)
+  columns; the form's values fill the columns a line leaves out. A first line naming the
+  columns is skipped. Lines that cannot be read are reported and skipped; hashes already
+  on their list are kept as they are.</p>
+<p>{{ threshold_text }}</p>
+<form method="post" enctype="multipart/form-data">{% csrf_token %}
+  <table>{{ form.as_table }}</table>
+  <div class="submit-row"><input type="submit" class="default" value="Import"></div>
+</form>
+{% endblock %}
+"""
+
+
+def _template(source: str):
+    return engines["django"].from_string(source)
+
+
+def threshold_text() -> str:
+    local = ((moderation_settings.PROVIDERS or {}).get("local") or {}).get("OPTIONS") or {}
+    source = ("the local provider's pdq_threshold option" if "pdq_threshold" in local
+              else "MODERATION['LIBRARY_MATCH_THRESHOLD']")
+    precheck = "on" if moderation_settings.LIBRARY_PRECHECK else "off"
+    return (f"An image matches an entry within {libraries.match_threshold()} bits of PDQ "
+            f"Hamming distance ({source}); pre-check before remote providers: {precheck}.")
+
+
+# --- CSV ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedCsv:
+    entries: list[HashEntry] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: int = 0  # repeated lines of the file itself
+
+
+def parse_csv(text: str, *, list_type: str = "block", label: str = "",
+              note: str = "") -> ParsedCsv:
+    """Entries from CSV text; bad lines become ``(line number, problem)``."""
+    parsed = ParsedCsv()
+    seen: set[tuple[str, str]] = set()
+    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        value = cells[0].lower()
+        if number == 1 and value in HEADERS:
+            continue
+        if not libraries.is_pdq(value):
+            parsed.errors.append((number, f"{cells[0][:80]!r} is not a 64-digit hex PDQ hash"))
+            continue
+        entry_label = cells[1] if len(cells) > 1 and cells[1] else label
+        entry_note = cells[2] if len(cells) > 2 and cells[2] else note
+        entry_type = cells[3].lower() if len(cells) > 3 and cells[3] else list_type
+        if entry_type not in LIST_TYPES:
+            parsed.errors.append((number, f"list type {cells[3][:20]!r} is not allow or block"))
+            continue
+        if len(entry_label) > 100:
+            parsed.errors.append((number, "label longer than 100 characters"))
+            continue
+        if (entry_type, value) in seen:
+            parsed.duplicates += 1
+            continue
+        seen.add((entry_type, value))
+        parsed.entries.append(HashEntry(list_type=entry_type, label=entry_label, pdq=value,
+                                        note=entry_note[:500]))
+    return parsed
+
+
+def import_entries(parsed: ParsedCsv, actor=None) -> tuple[int, int]:
+    """Insert the parsed entries, ignoring those already on their list: (added, present)."""
+    present = 0
+    new = []
+    by_type: dict[str, list[HashEntry]] = {}
+    for entry in parsed.entries:
+        by_type.setdefault(entry.list_type, []).append(entry)
+    for list_type, entries in by_type.items():
+        known: set[str] = set()
+        pdqs = [e.pdq for e in entries]
+        for start in range(0, len(pdqs), 500):  # stay under SQLite's variable limit
+            known.update(HashEntry.objects.filter(list_type=list_type,
+                                                  pdq__in=pdqs[start:start + 500])
+                         .values_list("pdq", flat=True))
+        present += sum(1 for e in entries if e.pdq in known)
+        new += [e for e in entries if e.pdq not in known]
+    for entry in new:
+        entry.created_by = actor
+    HashEntry.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+    libraries.invalidate()
+    return len(new), present
+
+
+def csv_rows(queryset):
+    """The export, a line at a time (streams 100 000 entries without holding them)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(row) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(row)
+        return buffer.getvalue()
+
+    yield line(EXPORT_COLUMNS)
+    for row in queryset.order_by("pk").values_list(*EXPORT_COLUMNS).iterator(chunk_size=2000):
+        yield line(row)
+
+
+def csv_response(queryset, filename: str = "hash-library.csv") -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_rows(queryset), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"))
+    list_type = forms.ChoiceField(choices=HashEntry.ListType.choices, initial="block",
+                                  help_text=_("for lines without a list_type column"))
+    label = forms.CharField(max_length=100, required=False,
+                            help_text=_("for lines without a label (block list: reported as "
+                                        "<label>_lib)"))
+    note = forms.CharField(max_length=500, required=False,
+                           help_text=_("for lines without a note, e.g. where the list came from"))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(f"at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError("the file is not UTF-8 text") from exc
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+class HashEntryForm(forms.ModelForm):
+    class Meta:
+        model = HashEntry
+        fields = ("list_type", "label", "pdq", "quality", "note")
+
+    def clean_pdq(self):
+        value = self.cleaned_data["pdq"].strip().lower()
+        if not libraries.is_pdq(value):
+            raise forms.ValidationError("a PDQ hash is 64 hex digits")
+        return value
+
+
+class SourceFilter(admin.SimpleListFilter):
+    title = _("source")
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return (("feedback", _("moderator feedback")), ("imported", _("imported or typed")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "feedback":
+            return queryset.filter(source_job__isnull=False)
+        if self.value() == "imported":
+            return queryset.filter(source_job__isnull=True)
+        return queryset
+
+
+class HashLibraryAdmin(admin.ModelAdmin):
+    form = HashEntryForm
+    list_display = ("thumb", "pdq_short", "list_type", "label", "quality", "note",
+                    "created_by", "source_job_link", "created_at")
+    list_display_links = ("pdq_short",)
+    list_filter = ("list_type", SourceFilter, "label", "created_at")
+    list_select_related = ("created_by",)
+    search_fields = ("=pdq", "label", "note")
+    readonly_fields = ("thumb", "source_job_link", "source_frame", "created_by", "created_at")
+    fields = ("thumb", "list_type", "label", "pdq", "quality", "note", "source_job_link",
+              "created_by", "created_at")
+    actions = ("export_selected",)
+    list_per_page = 100
+
+    @property
+    def change_list_template(self):
+        return _template(CHANGE_LIST)
+
+    @admin.display(description=_("image"))
+    def thumb(self, obj):
+        if not obj or not obj.source_frame_id:
+            return "-"
+        url = reverse("moderation:frame-thumbnail", args=[obj.source_frame_id])
+        return format_html('<a href="{}" target="_blank"><img src="{}" loading="lazy" alt="" '
+                           'style="max-width:64px;max-height:64px"></a>', url, url)
+
+    @admin.display(description="PDQ", ordering="pdq")
+    def pdq_short(self, obj):
+        return f"{obj.pdq[:16]}…"
+
+    @admin.display(description=_("source job"), ordering="source_job")
+    def source_job_link(self, obj):
+        if not obj or not obj.source_job_id:
+            return "-"
+        url = reverse("admin:moderation_job_change", args=[obj.source_job_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.source_job_id)
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def changelist_view(self, request, extra_context=None):
+        query = request.GET.copy()
+        query.pop("p", None)
+        extra = {
+            "subtitle": threshold_text(),
+            "can_import": self.has_add_permission(request),
+            "can_export": self.has_change_permission(request),
+            "export_query": f"?{query.urlencode()}" if query else "",
+        }
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("import/", wrap(self.import_view), name="moderation_hashentry_import"),
+            path("export/", wrap(self.export_view), name="moderation_hashentry_export"),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description=_("Export selected entries as CSV"), permissions=["change"])
+    def export_selected(self, request, queryset):
+        return csv_response(queryset)
+
+    def export_view(self, request):
+        """Every entry the changelist shows with the same filters and search, as CSV."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        return csv_response(changelist.get_queryset(request))
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            parsed = parse_csv(data["file"], list_type=data["list_type"], label=data["label"],
+                               note=data["note"])
+            added, present = import_entries(parsed, actor=request.user)
+            self.message_user(request, f"{added} entries added, {present} already on their "
+                              f"list, {parsed.duplicates} repeated lines, "
+                              f"{len(parsed.errors)} lines skipped.", messages.SUCCESS)
+            for number, problem in parsed.errors[:MAX_REPORTED]:
+                self.message_user(request, f"line {number}: {problem}", messages.WARNING)
+            if len(parsed.errors) > MAX_REPORTED:
+                self.message_user(request, f"... and {len(parsed.errors) - MAX_REPORTED} more "
+                                  "lines that could not be read", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:moderation_hashentry_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": _("Import hash entries"), "form": form,
+                   "threshold_text": threshold_text()}
+        return TemplateResponse(request, _template(IMPORT_FORM), context)
+
+
+admin.site.register(HashEntry, HashLibraryAdmin)
