@@ -223,6 +223,19 @@ def test_different_scenes_do_not_reuse(photo_job, scripted, image_file, register
     assert len(scripted.calls) == 2
 
 
+def test_a_backfill_job_reuses_a_normal_result(photo_job, scripted, image_file):
+    """moderation_scan marks its jobs apply_block=False: that changes what is done with the
+    verdict, not the verdict, so the same bytes are not moderated twice."""
+    photo, job = photo_job()
+    scripted.script.append(result("none"))
+    pipeline.process(job.pk)
+    other = Photo.objects.create(image=image_file("copy.png"))
+    second = Job.objects.get(object_id=str(other.pk))
+    Job.objects.filter(pk=second.pk).update(options={**second.options, "apply_block": False})
+    assert pipeline.process(second.pk) == "reused"
+    assert len(scripted.calls) == 1
+
+
 def test_a_leased_job_is_not_run_twice(photo_job, scripted):
     photo, job = photo_job()
     Job.objects.filter(pk=job.pk).update(lease_until=timezone.now() + timedelta(minutes=5))

@@ -271,9 +271,14 @@ def reusable_result(job: Job) -> Job | None:
                  if (sorted(c.scenes or []), _reuse_options(c)) == wanted), None)
 
 
+#: Job options that do not change what a provider answers: where an ad-hoc input is stored,
+#: and whether a backfill may apply the block action.
+NOT_RESULT_OPTIONS = frozenset({"frames", "apply_block"})
+
+
 def _reuse_options(job: Job) -> dict:
     """The options that change a result (not where an ad-hoc input is stored)."""
-    return {k: v for k, v in (job.options or {}).items() if k != "frames"}
+    return {k: v for k, v in (job.options or {}).items() if k not in NOT_RESULT_OPTIONS}
 
 
 def copy_evidence_and_ingest(job: Job, earlier: Job) -> None:
