@@ -67,6 +67,25 @@ def test_job_list_query_count_does_not_grow(client, admin_user, finished_jobs):
     assert len(many.captured_queries) == len(few.captured_queries)
 
 
+def test_job_page_lists_only_flagged_rows_of_a_long_video(client, admin_user,
+                                                          finished_jobs):
+    """A 2-hour video's 7,200 frames stay on the paginated review page; the change page
+    shows the flagged ones and stays small."""
+    from moderation.models import AudioSlice
+
+    job = finished_jobs(1)[0]
+    Frame.objects.bulk_create([Frame(job=job, offset=float(n)) for n in range(1, 3601)])
+    AudioSlice.objects.bulk_create([AudioSlice(job=job, start=n, end=n + 1, text=f"line {n}")
+                                    for n in range(500)] + [
+        AudioSlice(job=job, start=600, end=601, text="flagged words", risk_level="high")])
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:moderation_job_change", args=[job.pk]))
+    body = page.content.decode()
+    assert page.status_code == 200 and len(body) < 300_000
+    assert body.count('class="field-offset"') == 1  # the one flagged frame of 3,601
+    assert "flagged words" in body and "line 499" not in body
+
+
 def test_evidence_needs_login_and_permission(client, finished_jobs):
     frame = Frame.objects.get(job=finished_jobs(1)[0])
     url = reverse("moderation:frame-thumbnail", args=[frame.pk])

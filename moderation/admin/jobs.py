@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .. import pipeline
-from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, Status
+from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, RiskLevel, Status
 from .console import ReviewConsoleMixin
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
@@ -28,6 +28,9 @@ def thumbnail_tag(frame_id, size: int = 80):
 
 
 class FrameInline(admin.TabularInline):
+    """Flagged frames only: a 2-hour video has 7,200 frames, which the review page pages
+    through; an unpaginated inline of all of them would be a multi-megabyte page."""
+
     model = Frame
     extra = 0
     can_delete = False
@@ -35,9 +38,11 @@ class FrameInline(admin.TabularInline):
     fields = ("offset", "risk", "thumb", "label_list")
     readonly_fields = fields
     max_num = 0
+    verbose_name_plural = _("flagged frames (every frame: the review page)")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("labels")
+        return (super().get_queryset(request).exclude(risk_level=RiskLevel.NONE)
+                .prefetch_related("labels"))
 
     @admin.display(description=_("risk"))
     def risk(self, obj):
@@ -57,12 +62,18 @@ class FrameInline(admin.TabularInline):
 
 
 class AudioSliceInline(admin.TabularInline):
+    """Flagged slices only, for the same reason as :class:`FrameInline`."""
+
     model = AudioSlice
     extra = 0
     can_delete = False
     max_num = 0
     fields = ("start", "end", "risk", "text", "label_list", "risk_word_text", "clip_player")
     readonly_fields = fields
+    verbose_name_plural = _("flagged audio slices (the whole transcript: the review page)")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(risk_level=RiskLevel.NONE)
 
     @admin.display(description=_("risk"))
     def risk(self, obj):
