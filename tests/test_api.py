@@ -250,3 +250,16 @@ def test_feedback_needs_send_feedback_and_is_queued(viewer, django_user_model, m
     other = moderated["benign.jpg"][1].frames.get()
     assert sender.post(url, {"decision": "rejected", "frame_ids": [other.pk]},
                        format="json").status_code == 400  # a frame of another job
+
+
+def test_a_decision_respects_a_moderators_claim(reviewer, django_user_model, moderated):
+    from moderation import review
+
+    _photo, job = moderated["qrcode.jpg"]
+    alice = user_with(django_user_model, "alice", "moderation.review_job")
+    assert review.claim(job, alice)
+    answer = reviewer.post(f"{API}/jobs/{job.pk}/decision/", {"decision": "approved"},
+                           format="json")
+    assert answer.status_code == 409 and "claimed" in answer.json()["detail"]
+    job.refresh_from_db()
+    assert job.review_state == ReviewState.PENDING

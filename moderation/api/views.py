@@ -19,7 +19,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import pipeline
+from .. import pipeline, review
 from ..models import AudioSlice, Frame, HashEntry, Job
 from ..providers import UnknownProvider, get_provider
 from . import serializers as s
@@ -87,14 +87,15 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
                    responses={200: s.JobDetailSerializer, 409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], permission_classes=[CanReview])
     def decision(self, request, pk=None):
-        """Approve (show) or reject (block) a finished job; reversible, audited."""
+        """Approve (show) or reject (block) a finished job; reversible, audited. Like the
+        console, it respects claims: a job another moderator is reviewing answers 409."""
         job = self.get_object()
         body = s.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            job = pipeline.resolve(job, body.validated_data["decision"], actor=request.user,
-                                   reason=body.validated_data.get("reason", ""))
-        except ValueError as exc:
+            job = review.decide(job, body.validated_data["decision"], request.user,
+                                body.validated_data.get("reason", ""))
+        except (ValueError, review.ClaimedByOther) as exc:  # unfinished, or in someone's hands
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(s.JobDetailSerializer(job, context={"request": request}).data)
 
