@@ -414,3 +414,17 @@ def test_queue_and_job_page_query_counts_do_not_grow_with_the_job(client, alice)
     assert (queue_big, page_big, page_big_all) == (queue_small, page_small, page_small_all)
     print(f"queries: queue {queue_small}, job page {page_small}, all frames {page_small_all}")
     assert page_small <= 20 and queue_small <= 20
+
+
+def test_queue_and_transcript_pagers_keep_their_filters(client, alice):
+    for n in range(51):
+        make_job("medium", age_minutes=n, labels=("pt_qrCode",))
+    client.force_login(alice)
+    body = client.get(reverse(QUEUE), {"label": "pt_qrCode"}).content.decode()
+    assert "page 1 of 2" in body and "label=pt_qrCode&amp;page=2" in body
+    second = client.get(reverse(QUEUE), {"label": "pt_qrCode", "page": 2}).content.decode()
+    assert "page 2 of 2" in second and "label=pt_qrCode&amp;page=1" in second
+
+    job = make_job("medium", slices=250)
+    page = client.get(review_url(job)).content.decode()
+    assert "spage=2#transcript" in page and "page 1 of 3" in page

@@ -20,6 +20,8 @@ Every view goes through ``admin_site.admin_view`` (staff login, CSRF on POST) an
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
@@ -100,6 +102,7 @@ class ReviewConsoleMixin:
         context = self._context(
             request, _("Review queue"), page=page, rows=rows, filters=filters,
             choices=queue_data.filter_choices(), query=filters.as_dict(),
+            query_prefix="".join(f"{urlencode({k: v})}&" for k, v in filters.as_dict().items()),
             can_view=request.user.has_perm(VIEW), claim_minutes=review.claim_seconds() // 60,
             actions=[("approve_jobs", _("Approve selected (pass)")),
                      ("reject_jobs", _("Reject selected (block)"))],
