@@ -428,3 +428,19 @@ def test_queue_and_transcript_pagers_keep_their_filters(client, alice):
     job = make_job("medium", slices=250)
     page = client.get(review_url(job)).content.decode()
     assert "spage=2#transcript" in page and "page 1 of 3" in page
+
+
+def test_next_stays_within_the_queue_filters_last_used(client, alice):
+    worse = make_job("high", age_minutes=60, labels=("porn",))
+    wanted = make_job("medium", labels=("pt_qrCode",))
+    also = make_job("medium", age_minutes=1, labels=("pt_qrCode",))
+    client.force_login(alice)
+    client.get(reverse(QUEUE), {"label": "pt_qrCode"})
+    opened = client.get(reverse("admin:moderation_job_queue_next"))
+    assert opened["Location"] == review_url(also)  # not the riskier porn item
+    decided = client.post(reverse("admin:moderation_job_decide", args=[also.pk]),
+                          {"decision": "approved"})
+    assert decided["Location"] == review_url(wanted)
+    client.get(reverse(QUEUE))  # filters cleared: everything again
+    assert client.get(reverse("admin:moderation_job_queue_next"))["Location"] == \
+        review_url(worse)

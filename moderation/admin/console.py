@@ -40,6 +40,10 @@ from .review import page_context
 VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
 
 
+#: session key of the queue filters a moderator last used ("next" stays within them)
+FILTERS_KEY = "moderation_queue_filters"
+
+
 def require(request, perm: str) -> None:
     if not request.user.has_perm(perm):
         raise PermissionDenied
@@ -89,6 +93,13 @@ class ReviewConsoleMixin:
             return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
         return HttpResponseRedirect(reverse("admin:moderation_job_review", args=[job.pk]))
 
+    def _next(self, request, after: Job | None = None) -> Job | None:
+        """The next item within the filters the moderator last used on the queue (kept in
+        the session), so that "next" stays in the slice of work they chose."""
+        filters = queue_data.Filters.from_query(request.session.get(FILTERS_KEY) or {})
+        return review.next_item(request.user, after=after,
+                                queryset=filters.apply(review.queue()))
+
     def _review_url(self, job_id) -> str:
         return reverse("admin:moderation_job_review", args=[job_id])
 
@@ -97,6 +108,7 @@ class ReviewConsoleMixin:
     def queue_view(self, request):
         require(request, REVIEW)
         filters = queue_data.Filters.from_query(request.GET)
+        request.session[FILTERS_KEY] = filters.as_dict()
         page, rows = queue_data.build_page(request, filters.apply(review.queue()),
                                            request.GET.get("page"))
         context = self._context(
@@ -111,7 +123,7 @@ class ReviewConsoleMixin:
 
     def queue_next_view(self, request):
         require(request, REVIEW)
-        return self._open(request, review.next_item(request.user))
+        return self._open(request, self._next(request))
 
     # --- the job page ----------------------------------------------------------------------
 
@@ -159,13 +171,13 @@ class ReviewConsoleMixin:
             return HttpResponseRedirect(self._review_url(job.pk))
         messages.success(request, _("Job %(id)s: %(decision)s.")
                          % {"id": job.pk, "decision": job.get_decision_display()})
-        return self._open(request, review.next_item(request.user, after=job))
+        return self._open(request, self._next(request, after=job))
 
     def skip_view(self, request, object_id: int):
         require(request, REVIEW)
         job = get_object_or_404(Job, pk=object_id)
         review.release(job, request.user)
-        return self._open(request, review.next_item(request.user, after=job))
+        return self._open(request, self._next(request, after=job))
 
     def release_view(self, request, object_id: int):
         require(request, REVIEW)
