@@ -444,3 +444,16 @@ def test_next_stays_within_the_queue_filters_last_used(client, alice):
     client.get(reverse(QUEUE))  # filters cleared: everything again
     assert client.get(reverse("admin:moderation_job_queue_next"))["Location"] == \
         review_url(worse)
+
+
+def test_claim_heartbeat_renews_only_ones_own_claim(client, alice, bob):
+    job = make_job("medium")
+    url = reverse("admin:moderation_job_claim", args=[job.pk])
+    client.force_login(alice)
+    assert client.get(url).status_code == 405  # POST only
+    answer = client.post(url).json()
+    assert answer["held"] is True and answer["until"]
+    client.force_login(bob)
+    assert client.post(url).json() == {"held": False, "until": None}
+    job.refresh_from_db()
+    assert job.claimed_by == alice

@@ -8,6 +8,7 @@ URL (under /admin/moderation/job/)  permission     what
 ``<id>/review/``               view_job           the job page (claims it for review_job)
 ``<id>/decide/`` POST          review_job         approve / reject, then the next item
 ``<id>/skip/`` POST            review_job         release the claim, open the next item
+``<id>/claim/`` POST           review_job         renew the claim (the open page's heartbeat)
 ``<id>/release/`` POST         review_job         release the claim, back to the queue
 ``<id>/feedback/`` POST        send_feedback      ``feedback.request_feedback``
 ``<id>/raw/``                  view_job           the raw provider result as JSON
@@ -67,6 +68,8 @@ class ReviewConsoleMixin:
             path("<int:object_id>/decide/", wrap(self.decide_view, post=True),
                  name=name % "decide"),
             path("<int:object_id>/skip/", wrap(self.skip_view, post=True), name=name % "skip"),
+            path("<int:object_id>/claim/", wrap(self.claim_view, post=True),
+                 name=name % "claim"),
             path("<int:object_id>/release/", wrap(self.release_view, post=True),
                  name=name % "release"),
             path("<int:object_id>/feedback/", wrap(self.feedback_view, post=True),
@@ -137,7 +140,7 @@ class ReviewConsoleMixin:
         context = self._context(
             request, _("Review job %(id)s") % {"id": job.pk}, job=job,
             can_review=can_review, can_feedback=request.user.has_perm(FEEDBACK),
-            claimed=claimed, holder=holder,
+            claimed=claimed, holder=holder, claim_seconds=review.claim_seconds(),
             held_by_other=holder is not None and holder.pk != request.user.pk,
             is_pending=job.review_state == "pending",
             is_finished=job.status == "done",
@@ -178,6 +181,15 @@ class ReviewConsoleMixin:
         job = get_object_or_404(Job, pk=object_id)
         review.release(job, request.user)
         return self._open(request, self._next(request, after=job))
+
+    def claim_view(self, request, object_id: int):
+        """Renew the claim while the page stays open (console.js calls it every third of
+        the claim time, only while the tab is visible); JSON ``{held, until}``."""
+        require(request, REVIEW)
+        held = review.claim(object_id, request.user)
+        until = Job.objects.filter(pk=object_id).values_list("claimed_until", flat=True).first()
+        return JsonResponse({"held": held, "until": until.isoformat() if held and until
+                             else None})
 
     def release_view(self, request, object_id: int):
         require(request, REVIEW)

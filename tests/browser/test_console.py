@@ -131,3 +131,21 @@ def test_staff_without_permission_is_refused(page, login, make_user, live_server
         assert response.status == 403, path
     job.refresh_from_db()
     assert job.claimed_by is None
+
+
+def test_an_open_page_keeps_its_claim(page, login, make_user, live_server, settings):
+    """The page renews its claim every third of REVIEW_CLAIM_SECONDS while it is visible,
+    so a moderator reading a long transcript does not lose the item to someone else."""
+    from moderation.models import Job
+    from tests.test_review import make_job
+
+    job = make_job("medium", frames=3, flagged_every=1)
+    user = make_user("reader", perms=PERMS)
+    login(page, user)
+    with override_settings(MODERATION={**settings.MODERATION, "REVIEW_CLAIM_SECONDS": 3}):
+        page.goto(f"{live_server.url}/admin/moderation/job/{job.pk}/review/")
+        first = Job.objects.get(pk=job.pk).claimed_until
+        assert first is not None
+        page.wait_for_timeout(4500)  # longer than the claim itself
+        renewed = Job.objects.get(pk=job.pk)
+    assert renewed.claimed_by_id == user.pk and renewed.claimed_until > first

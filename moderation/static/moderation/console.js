@@ -87,4 +87,21 @@
       event.preventDefault();
     }
   });
+
+  // Keep the claim while the page is open and visible: renew every third of its time.
+  // A claim that was lost (it expired while the tab slept, someone else took it) reloads
+  // the page, which then says who holds the item.
+  var claimUrl = root.getAttribute("data-claim-url");
+  if (claimUrl && window.fetch) {
+    var seconds = parseFloat(root.getAttribute("data-claim-seconds")) || 600;
+    var token = document.querySelector("[name=csrfmiddlewaretoken]");
+    window.setInterval(function () {
+      if (document.visibilityState !== "visible" || !token) { return; }
+      fetch(claimUrl, {method: "POST", credentials: "same-origin",
+                       headers: {"X-CSRFToken": token.value}})
+        .then(function (answer) { return answer.json(); })
+        .then(function (state) { if (!state.held) { window.location.reload(); } })
+        .catch(function () {});
+    }, Math.max(seconds / 3, 1) * 1000);
+  }
 }());
