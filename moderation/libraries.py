@@ -324,11 +324,14 @@ def is_pdq(value: Any) -> bool:
 
 
 def frame_pdq(frame, job) -> tuple[str, int] | None:
-    """The PDQ hash of a frame, the best way available: the hash the engine stored for an
-    image (full resolution), the original image file, else the frame's thumbnail (320 px:
-    typically 10-16 bits from the full-resolution hash, ENGINE-NOTES §7)."""
+    """The PDQ hash of a frame, the best way available: the full-resolution hash the engine
+    stored on the row (local provider, images and video frames), the hash in an image's
+    raw result, the original image file, else the frame's thumbnail (320 px: typically
+    10-16 bits from the full-resolution hash, ENGINE-NOTES §7; remote providers' frames)."""
     from .providers.errors import ModerationError
 
+    if frame.pdq and is_pdq(frame.pdq):  # stored by the engine at full resolution
+        return frame.pdq, frame.pdq_quality if frame.pdq_quality is not None else 100
     if job.media_kind == "image" and frame.offset == 0:
         stored = _stored_pdq(job.raw_result)
         if stored:

@@ -228,6 +228,10 @@ class Frame(models.Model):
     thumbnail = models.ImageField(
         storage=get_evidence_storage, upload_to="frames/%Y/%m/%d", blank=True, max_length=300
     )
+    # Full-resolution PDQ hash (64 hex digits) and quality, when the engine computed one:
+    # what feedback adds to the hash libraries (a 320 px thumbnail's hash is 10-16 bits off).
+    pdq = models.CharField(max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["job", "offset", "id"]

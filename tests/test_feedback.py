@@ -283,3 +283,27 @@ def test_green_feedback_outage_fails_visibly_then_retried_by_hand(live_server, e
         assert feedback.send(item.pk) == "sent"
     (body,) = received()
     assert body["suggestion"] == "block" and body["label"] == "qrcode"
+
+
+@pytest.mark.django_db
+def test_video_feedback_uses_the_engines_full_resolution_frame_hashes(register, moderator):
+    """The local engine stores each frame's full-resolution PDQ hash on its row; feedback
+    adds that, not the hash of the 320 px thumbnail."""
+    from moderation.libraries import image_pdq
+
+    media = SAMPLES.parent.parent / "tests" / "media" / "speech_ad.mp4"
+    register(Photo, kinds={"image": "video"})
+    photo = Photo.objects.create(image=ContentFile(media.read_bytes(), name="v.mp4"))
+    job = Job.objects.get(object_id=str(photo.pk))
+    assert pipeline.process(job.pk) == "done"
+    frames = list(Frame.objects.filter(job=job))
+    assert frames and all(len(f.pdq) == 64 and f.pdq_quality for f in frames)  # reused too
+    assert "pdq" not in Job.objects.get(pk=job.pk).result["frames"][0]  # rows, not JSON
+    flagged = next(f for f in frames if f.thumbnail)
+    item = feedback.request_feedback(job, Decision.REJECTED, frame_ids=[flagged.pk],
+                                     actor=moderator)
+    assert feedback.send(item.pk) == "library"
+    entry = HashEntry.objects.get()
+    assert entry.pdq == flagged.pdq
+    with flagged.thumbnail.open("rb") as fh:
+        assert image_pdq(fh.read())[0] != flagged.pdq  # the thumbnail's hash differs

@@ -283,10 +283,13 @@ def _reuse_options(job: Job) -> dict:
 
 def copy_evidence_and_ingest(job: Job, earlier: Job) -> None:
     result = Result.from_dict(earlier.result)
-    by_offset = {f.offset: f for f in earlier.frames.exclude(thumbnail="")}
+    by_offset = {f.offset: f for f in earlier.frames.all()}
     for frame in result.frames:
         source = by_offset.get(frame.offset)
-        if source is not None:
+        if source is None:
+            continue
+        frame.pdq, frame.pdq_quality = source.pdq, source.pdq_quality
+        if source.thumbnail:
             with source.thumbnail.open("rb") as fh:
                 frame.image = fh.read()
     ingest(job, result, raw=earlier.raw_result)

@@ -46,6 +46,11 @@ class Frame:
     # JPEG bytes of a thumbnail, or a provider URL to copy at ingest. Never serialized
     # into the stored result: evidence lives in evidence storage, not in JSON.
     image: bytes | str | None = None
+    # The full-resolution PDQ hash and its quality, when the engine computed one; stored on
+    # the Frame row (feedback adds it to the hash libraries), not in the result's JSON,
+    # where 7,200 frames would add half a megabyte.
+    pdq: str = ""
+    pdq_quality: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Frame:
@@ -103,6 +108,8 @@ class Result:
         for part in data["frames"]:
             if not isinstance(part.get("image"), str):
                 part["image"] = None
+            part.pop("pdq", None)
+            part.pop("pdq_quality", None)
         for part in data["slices"]:
             if not isinstance(part.get("audio"), str):
                 part["audio"] = None

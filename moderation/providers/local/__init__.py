@@ -113,7 +113,9 @@ class LocalProvider(Provider):
         details["timings_ms"].update(timings)
 
         risk = worst_risk(label.risk_level for label in labels)
-        frame = Frame(offset=0.0, risk_level=risk, labels=list(labels), image=thumbnail)
+        pdq = details.get("pdq") or {}
+        frame = Frame(offset=0.0, risk_level=risk, labels=list(labels), image=thumbnail,
+                      pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"))
         return Result(
             status="done",
             suggestion=suggestion_for(risk),

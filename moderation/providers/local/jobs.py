@@ -280,7 +280,9 @@ class FrameDispatcher:
         else:
             record["reused"] = pending.source
         self.records.append(record)
-        return Frame(offset=pending.offset, risk_level=risk, labels=labels, image=image)
+        pdq = outcome.details.get("pdq") or {}  # a reused frame shares its source's hash
+        return Frame(offset=pending.offset, risk_level=risk, labels=labels, image=image,
+                     pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"))
 
     def _account(self, outcome: FrameOutcome) -> None:
         for stage, ms in outcome.details.get("timings_ms", {}).items():
