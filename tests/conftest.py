@@ -143,6 +143,20 @@ def serving(directory, on_request: Callable[[str], None] | None = None) -> Itera
         server.server_close()
 
 
+@pytest.fixture(scope="module")
+def image_server() -> Iterator[str]:
+    """demo_project/sample_media on loopback (for ``imageUrl`` / ``tasks[].url``)."""
+    with serving(SAMPLES) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def media_server() -> Iterator[str]:
+    """tests/media on loopback (for a video ``url``)."""
+    with serving(ROOT / "tests" / "media") as url:
+        yield url
+
+
 @pytest.fixture
 def start_qcluster():
     """Start a real ``manage.py qcluster`` on the test database and broker; the test's

@@ -15,7 +15,7 @@ from moderation.providers import AuthError, Media, MediaError, ModerationRequest
 from moderation.providers.aliyun import vocabulary
 from moderation.providers.aliyun.green import GreenProvider, default_endpoint
 
-from .conftest import SAMPLES, serving
+from .conftest import SAMPLES
 
 AK_ID, AK_SECRET = "LTAI5tGreenKeyId0000001", "GreenSecret000000000000000001"
 # Provider calls take their turn under the account rate limit, kept in the database.
@@ -29,12 +29,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulat
     with start(config) as running:
         yield running
 
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    """Serves demo_project/sample_media on loopback, for ``tasks[].url``."""
-    with serving(SAMPLES) as url:
-        yield url
 
 
 # --- vocabulary ----------------------------------------------------------------------------

@@ -31,8 +31,6 @@ from moderation.providers.aliyun.checksum import verify_checksum
 from moderation.providers.aliyun.green import GreenProvider, scan_body
 from moderation.providers.aliyun.green_tasks import image_body
 
-from .conftest import SAMPLES, serving
-
 AK_ID, AK_SECRET = "LTAI5tGreenAsync000001", "GreenAsyncSecret0000000000001"
 UID = "1500000000000001"
 pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
@@ -46,11 +44,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulat
     with start(config) as running:
         yield running
 
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    with serving(SAMPLES) as url:
-        yield url
 
 
 def provider(emulator: RunningEmulator, **options: Any) -> GreenProvider:

@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,8 @@ from moderation.providers.aliyun.green import GreenProvider
 from moderation.providers.result import Result
 from tests.media.make_videos import TIMELINES
 
-from .conftest import SAMPLES, poll_until_finished, serving
+from .conftest import poll_until_finished
 
-MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tGreenVideo000001", "GreenVideoSecret0000000000001"
 QR_START, QR_END = TIMELINES["speech_ad.mp4"]["screen"][0][:2]
 PROFANITY_AT = TIMELINES["speech_ad.mp4"]["speech"][2][0]
@@ -36,16 +34,6 @@ POLL_LIMIT = 60.0
 pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
 
 
-@pytest.fixture(scope="module")
-def media_server() -> Iterator[str]:
-    with serving(MEDIA) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    with serving(SAMPLES) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,8 @@ from moderation.providers import Expired, Media, ModerationRequest, Result
 from moderation.providers.aliyun.guardrails import GuardrailsProvider
 from moderation.providers.aliyun.guardrails_video import submit_parameters
 
-from .conftest import poll_until_finished, serving
+from .conftest import poll_until_finished
 
-MEDIA = Path(__file__).resolve().parent / "media"
 AK_ID, AK_SECRET = "LTAI5tVideoTest000001", "VideoTestSecret00000000000001"
 SERVICE = "videoDetection_global"
 QR, PROFANITY = "pt_qrCode", "profanity"
@@ -33,12 +32,6 @@ POLL_LIMIT = 60.0  # seconds; one analysis of speech_ad.mp4 takes a few
 # Provider calls take their turn under the account rate limit, kept in the database.
 pytestmark = [pytest.mark.usefixtures("no_proxy"), pytest.mark.django_db]
 
-
-@pytest.fixture(scope="module")
-def media_server() -> Iterator[str]:
-    """tests/media on loopback, for ``url``."""
-    with serving(MEDIA) as url:
-        yield url
 
 
 def _start(tmp_path: Path, **config: Any) -> RunningEmulator:

@@ -23,7 +23,7 @@ from moderation.emulator.config import EmulatorConfig
 from moderation.emulator.server import RunningEmulator, start
 from moderation.providers.aliyun import signing
 
-from .conftest import PROXY_VARIABLES, SAMPLES, serving
+from .conftest import PROXY_VARIABLES, SAMPLES
 
 AK_ID = "LTAI5tEmulatorTest0001"
 AK_SECRET = "EmulatorTestSecret000000000001"
@@ -48,12 +48,6 @@ def emulator(oss_root: Path) -> Iterator[RunningEmulator]:
     with start(config) as running:
         yield running
 
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    """Serves demo_project/sample_media on loopback, for ``imageUrl``."""
-    with serving(SAMPLES) as url:
-        yield url
 
 
 # --- the official SDK ----------------------------------------------------------------------
