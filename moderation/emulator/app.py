@@ -25,11 +25,11 @@ from http import HTTPStatus
 from typing import Any
 
 from ..providers.aliyun.signing import (
-    FORM_CONTENT_TYPE,
     NonceCache,
     SignatureError,
     VerifiedRequest,
     form_decode,
+    form_params,
     verify_request,
 )
 from .config import EmulatorConfig
@@ -64,10 +64,7 @@ class EmulatorRequest:
     @property
     def form(self) -> dict[str, str]:
         """Decoded form-body parameters (2.0 body operations, §4.1); empty for other bodies."""
-        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != FORM_CONTENT_TYPE or not self.body:
-            return {}
-        return form_decode(self.body.decode("utf-8", "replace"))
+        return form_params(self.headers, self.body)
 
 
 @dataclass(frozen=True)

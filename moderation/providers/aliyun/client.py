@@ -142,17 +142,11 @@ class AliyunProvider(Provider):
             )
         return url
 
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
-             accept: tuple[int, ...] = (),
-             overrides: Mapping[int | str, ErrorRule] | None = None,
-             rate: str = "request") -> dict[str, Any]:
-        """Send one signed request; the JSON answer on success (code 200, or one of
-        ``accept`` such as 280 "processing"). ``rate`` names the account budget the call
-        counts against (``request``, or ``feedback`` for feedback operations).
-
-        Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
-        (``timeout``/``connection``) when there is no answer.
-        """
+    def send(self, url: str, body: bytes, headers: Mapping[str, str],
+             rate: str = "request") -> tuple[requests.Response, Any]:
+        """Take the call's turn under the account's rate, POST, and read the answer:
+        (response, its JSON or None). No answer raises ``ProviderError``
+        (``timeout``/``connection``); reading the answer is the caller's."""
         self.take_turn(rate)
         try:
             response = self.session.post(
@@ -165,6 +159,20 @@ class AliyunProvider(Provider):
             payload = response.json()
         except ValueError:
             payload = None
+        return response, payload
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+             accept: tuple[int, ...] = (),
+             overrides: Mapping[int | str, ErrorRule] | None = None,
+             rate: str = "request") -> dict[str, Any]:
+        """Send one signed request; the JSON answer on success (code 200, or one of
+        ``accept`` such as 280 "processing"). ``rate`` names the account budget the call
+        counts against (``request``, or ``feedback`` for feedback operations).
+
+        Raises the error ``errors.ERRORS`` maps the answer to, or ``ProviderError``
+        (``timeout``/``connection``) when there is no answer.
+        """
+        response, payload = self.send(url, body, headers, rate)
         if response.status_code == 200 and isinstance(payload, dict):
             code = payload.get("Code", payload.get("code"))
             if str(code) in {str(c) for c in accept}:

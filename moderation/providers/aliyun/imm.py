@@ -35,8 +35,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-import requests
-
 from ...conf import moderation_settings
 from ...labels import make_label
 from ...policy import suggestion_for
@@ -45,7 +43,7 @@ from ..errors import AuthError, Expired, MediaError, ModerationError, NotSupport
 from ..result import Frame, Label, Result, worst_risk
 from . import signing
 from .client import AliyunProvider, image_result
-from .errors import ErrorRule, error_from_response, transport_error
+from .errors import ErrorRule, error_from_response
 from .green import RISK_OF_SUGGESTION
 
 API_VERSION = "2020-09-30"
@@ -364,16 +362,7 @@ class ImmProvider(AliyunProvider):
         answer of a 2xx (IMM has no business ``Code`` on success, §7.3), else the mapped
         gateway error, or ``ProviderError`` (``timeout``/``connection``) without an answer."""
         url, headers = self._signed(action, query)
-        self.take_turn()
-        try:
-            response = self.session.post(url, data=b"", headers=headers, timeout=self.timeout,
-                                         allow_redirects=False)
-        except requests.RequestException as exc:
-            raise transport_error(exc) from exc
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
+        response, payload = self.send(url, b"", headers)
         if 200 <= response.status_code < 300:
             if isinstance(payload, dict):
                 return payload

@@ -106,6 +106,7 @@ __all__ = [
     "detect_algorithm",
     "form_decode",
     "form_encode",
+    "form_params",
     "gateway_error",
     "http_date",
     "iso_timestamp",
@@ -146,8 +147,9 @@ def detect_algorithm(headers: Mapping[str, str], query: Mapping[str, str]) -> Al
     raise _incomplete("missing Authorization header")
 
 
-def _form_params(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """Decoded form-body parameters, or none when the body is not a form."""
+def form_params(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    """Decoded form-body parameters (2.0 body operations, §4.1), or none when the body is
+    not a form."""
     content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE or not body:
         return {}
@@ -170,7 +172,7 @@ def verify_request(
     IMM at ``POST /`` (ACS3, or V1 with body parameters merged in); §9."""
     algorithm = detect_algorithm(headers, query)
     if algorithm == "rpc_v1":
-        params = {**query, **_form_params(headers, body)}
+        params = {**query, **form_params(headers, body)}
         return verify_rpc_v1(
             method, params, lookup_secret, now=now, max_skew=max_skew, nonces=nonces
         )
