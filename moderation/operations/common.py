@@ -252,3 +252,15 @@ def exit_2_on_bad_input() -> Iterator[None]:
 
 def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def selected_jobs(job_ids: Iterable[int] | None, provider: str | None):
+    """The jobs an operator named: all of them, narrowed to ``job_ids`` (each must exist)
+    and to ``provider`` (which must be known)."""
+    check_provider(provider)
+    jobs = Job.objects.all()
+    if job_ids:
+        jobs = jobs.filter(pk__in=existing_job_ids(job_ids))
+    if provider:
+        jobs = jobs.filter(provider=provider)
+    return jobs

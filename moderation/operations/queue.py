@@ -13,7 +13,7 @@ from django.utils import timezone
 from .. import pipeline
 from ..conf import moderation_settings
 from ..models import UNFINISHED, FeedbackRequest, Job, Status
-from .common import BadInput, check_number, check_provider, chunks, existing_job_ids
+from .common import BadInput, check_number, check_provider, chunks, selected_jobs
 
 # --- one pass over due work ---------------------------------------------------------------
 
@@ -86,14 +86,9 @@ def retry_jobs(*, failed: bool = False, expired: bool = False, job_ids: list[int
     """
     if not (failed or expired or job_ids):
         raise BadInput("say which jobs: --failed, --expired and/or --job ID")
-    check_provider(provider)
     statuses = [s for s, wanted in ((Status.FAILED, failed), (Status.EXPIRED, expired))
                 if wanted] or [Status.FAILED, Status.EXPIRED]
-    jobs = Job.objects.all()
-    if job_ids:
-        jobs = jobs.filter(pk__in=existing_job_ids(job_ids))
-    if provider:
-        jobs = jobs.filter(provider=provider)
+    jobs = selected_jobs(job_ids, provider)
     not_retryable = jobs.exclude(status__in=statuses).count() if job_ids else 0
     jobs = jobs.filter(status__in=statuses)
     superseded = 0
@@ -132,12 +127,7 @@ def cancel_jobs(*, job_ids: list[int] | None = None, provider: str | None = None
     """
     if not (job_ids or pending or all_unfinished):
         raise BadInput("say which jobs: --job ID, --pending or --all-unfinished")
-    check_provider(provider)
-    jobs = Job.objects.all()
-    if job_ids:
-        jobs = jobs.filter(pk__in=existing_job_ids(job_ids))
-    if provider:
-        jobs = jobs.filter(provider=provider)
+    jobs = selected_jobs(job_ids, provider)
     finished = jobs.exclude(status__in=UNFINISHED).count() if job_ids else 0
     jobs = jobs.filter(status__in=UNFINISHED)
     if pending and not all_unfinished:
