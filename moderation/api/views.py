@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import timedelta
 
 from django.db.models import Count
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 
 from .. import pipeline, review
 from ..models import AudioSlice, Frame, HashEntry, Job
+from ..operations.stats import label_counts
 from ..providers import UnknownProvider, get_provider
 from . import serializers as s
 from .filters import JOB_FILTERS, filter_jobs, parse_moment
@@ -192,11 +192,8 @@ class LabelCountsView(APIView):
     @extend_schema(parameters=[SINCE, UNTIL], responses=s.LabelCountSerializer(many=True))
     def get(self, request):
         since, until = _period(request.query_params)
-        counts: Counter[str] = Counter()
-        jobs = Job.objects.filter(created_at__gte=since, created_at__lt=until).exclude(labels=[])
-        for labels in jobs.values_list("labels", flat=True).iterator(chunk_size=2000):
-            counts.update(set(labels or []))
-        rows = [{"label": label, "jobs": n} for label, n in counts.most_common()]
+        jobs = Job.objects.filter(created_at__gte=since, created_at__lt=until)
+        rows = [{"label": label, "jobs": n} for label, n in label_counts(jobs)]
         return Response(s.LabelCountSerializer(rows, many=True).data)
 
 

@@ -21,6 +21,16 @@ FINISHED_BY_PROVIDER = (Status.DONE, Status.FAILED, Status.EXPIRED)
 PROVIDER_ERRORS = (Status.FAILED, Status.EXPIRED)
 
 
+def label_counts(jobs) -> list[tuple[str, int]]:
+    """(label, jobs carrying it), most frequent first, then by name. ``labels`` is a JSON
+    list, counted here rather than in SQL so that SQLite and PostgreSQL agree."""
+    counts: Counter[str] = Counter()
+    for names in jobs.exclude(labels=[]).values_list("labels", flat=True).iterator(
+            chunk_size=2000):
+        counts.update(set(names or []))
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 def stats(*, since: datetime | None = None, now: datetime | None = None,
           top: int = 5) -> dict[str, Any]:
     """Counts of the jobs created since ``since`` (all jobs without it), and the queue now.
@@ -46,9 +56,6 @@ def stats(*, since: datetime | None = None, now: datetime | None = None,
         rows = jobs.values_list(name).annotate(n=Count("pk")).order_by("-n", name)
         return {key or "": n for key, n in rows}
 
-    labels: Counter[str] = Counter()
-    for names in jobs.values_list("labels", flat=True).iterator(chunk_size=2000):
-        labels.update(set(names or []))
     return {
         "since": since.isoformat() if since else None,
         "now": now.isoformat(),
@@ -57,7 +64,7 @@ def stats(*, since: datetime | None = None, now: datetime | None = None,
         "by_suggestion": {k: v for k, v in counts("suggestion").items() if k},
         "by_decision": {k: v for k, v in counts("decision").items() if k},
         "by_kind": counts("media_kind"),
-        "by_label": dict(sorted(labels.items(), key=lambda item: (-item[1], item[0]))),
+        "by_label": dict(label_counts(jobs)),
         "review_pending": jobs.filter(review_state=ReviewState.PENDING).count(),
         "blocks_not_applied": jobs.filter(decision=Decision.AUTO_BLOCK,
                                           options__apply_block=False).count(),
