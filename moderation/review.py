@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from .conf import moderation_settings
 from .models import Decision, Job, ModeratorPreference, ReviewState, Status
+from .providers.result import RISK_LEVELS
 
-#: risk level -> rank (higher is worse), as in the queue's order
-RISK_RANKS = {"high": 3, "medium": 2, "low": 1, "none": 0}
+#: risk level -> rank (higher is worse), as in the queue's order: the providers' one scale
+RISK_RANKS = {level: rank for rank, level in enumerate(RISK_LEVELS)}
 
 #: what a moderator may say, and the job decision it becomes
 DECISIONS = {
