@@ -14,6 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -106,6 +107,14 @@ class JobQuerySet(models.QuerySet):
 
     def review_pending(self) -> JobQuerySet:
         return self.filter(review_state=ReviewState.PENDING)
+
+    def carrying_label(self, label: str) -> JobQuerySet:
+        """Jobs whose ``labels`` list holds ``label`` as a whole name. The list's JSON text
+        has each name in quotes on SQLite and PostgreSQL alike, and the quotes keep "ad"
+        from matching "ad_tii"."""
+        label = label.replace('"', "")
+        return self.alias(labels_text=Cast("labels", models.TextField())).filter(
+            labels_text__contains=f'"{label}"')
 
 
 class Job(models.Model):

@@ -60,8 +60,7 @@ class Filters:
         if self.provider:
             qs = qs.filter(provider=self.provider)
         if self.label:
-            # Job.labels is the JSON list of risky label names: match a whole element.
-            qs = qs.filter(labels__icontains=f'"{self.label}"')
+            qs = qs.carrying_label(self.label)
         if self.kind:
             qs = qs.filter(media_kind=self.kind)
         if self.content_type:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from django.db.models import QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -66,11 +65,7 @@ def filter_jobs(queryset: QuerySet[Job], params) -> QuerySet[Job]:
     if params.get("provider"):
         queryset = queryset.filter(provider=params["provider"])
     if params.get("label"):
-        # labels is a JSON list of names; its text holds each name in quotes on both
-        # SQLite and PostgreSQL, and the quotes keep "ad" from matching "ad_tii".
-        label = params["label"].replace('"', "")
-        queryset = queryset.alias(labels_text=Cast("labels", TextField())).filter(
-            labels_text__contains=f'"{label}"')
+        queryset = queryset.carrying_label(params["label"])
     if params.get("content_type"):
         app_label, _, model = params["content_type"].lower().partition(".")
         if not model:
