@@ -1,32 +1,25 @@
-"""Evidence, served only to users who may view jobs. Never public media."""
+"""Evidence, served only to users who may view jobs. Never public media.
+
+Every file goes through ``serving.serve_file``: an allow-listed media type or a download,
+never a page that runs script (docs/admin.md, "Evidence and media serving").
+"""
 
 from __future__ import annotations
 
-import mimetypes
-import re
-
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
-from django.http import FileResponse, Http404, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from .models import AudioSlice, Frame, Job, MediaKind
+from .serving import serve_file
 
 
-def _serve(fieldfile):
+def _serve(request, fieldfile):
     if not fieldfile:
         raise Http404("no evidence stored")
-    try:
-        handle = fieldfile.storage.open(fieldfile.name, "rb")
-    except FileNotFoundError as exc:
-        raise Http404("evidence file is missing") from exc
-    content_type = mimetypes.guess_type(fieldfile.name)[0] or "application/octet-stream"
-    response = FileResponse(handle, content_type=content_type)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Disposition"] = "inline"
-    return response
+    return serve_file(request, fieldfile.storage, fieldfile.name)
 
 
 def _require_view_permission(request) -> None:
@@ -38,19 +31,14 @@ def _require_view_permission(request) -> None:
 @login_required
 def frame_thumbnail(request, pk: int):
     _require_view_permission(request)
-    return _serve(get_object_or_404(Frame, pk=pk).thumbnail)
+    return _serve(request, get_object_or_404(Frame, pk=pk).thumbnail)
 
 
 @require_GET
 @login_required
 def slice_clip(request, pk: int):
     _require_view_permission(request)
-    return _serve(get_object_or_404(AudioSlice, pk=pk).clip)
-
-
-#: the most one range answer carries when the browser asks for "bytes=N-" (video seeking)
-RANGE_CHUNK = 4 * 1024 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+    return _serve(request, get_object_or_404(AudioSlice, pk=pk).clip)
 
 
 def _job_media(job: Job):
@@ -82,34 +70,4 @@ def job_media(request, pk: int):
                             .only("pk", "media_kind", "file_name", "field_name",
                                   "content_type"), pk=pk)
     storage, name = _job_media(job)
-    try:
-        handle = storage.open(name, "rb")
-        size = storage.size(name)
-    except (FileNotFoundError, IsADirectoryError, SuspiciousFileOperation) as exc:
-        raise Http404("the media file is missing") from exc
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    match = _RANGE.match(request.headers.get("Range", "").strip())
-    if match and (match.group(1) or match.group(2)):
-        first, last = match.groups()
-        if first:
-            start = int(first)
-            end = min(int(last) if last else start + RANGE_CHUNK - 1, size - 1)
-        else:  # "bytes=-N": the last N bytes
-            start, end = max(size - int(last), 0), size - 1
-        if start >= size or end < start:
-            handle.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        with handle:
-            handle.seek(start)
-            data = handle.read(end - start + 1)
-        response = HttpResponse(data, status=206, content_type=content_type)
-        response["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{size}"
-    else:
-        response = FileResponse(handle, content_type=content_type)
-    response["Accept-Ranges"] = "bytes"
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Disposition"] = "inline"
-    return response
+    return serve_file(request, storage, name)
