@@ -5,13 +5,20 @@ services on 127.0.0.1 (used by the second CI run)."""
 import os
 from pathlib import Path
 
+from demo_project.secret_key import load_or_create
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DEMO_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-ALLOWED_HOSTS = ["*"] if DEBUG else os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",")
+# Safe when run as documented (.ci/demo, README): a random key kept in VAR_DIR (0600) unless
+# DJANGO_SECRET_KEY is given; DEBUG only with DJANGO_DEBUG=1; loopback host names only
+# unless DJANGO_ALLOWED_HOSTS lists others (comma-separated).
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(VAR_DIR)
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+ALLOWED_HOSTS = [host.strip() for host in
+                 os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+                 if host.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -111,7 +118,12 @@ MODERATION = {
     "KEYWORDS": {"contraband_drug": ["cheap pills", "buy weed"]},
     "DEFAULT_PROVIDER": os.environ.get("MODERATION_PROVIDER", "local"),
     # Where a remote provider (or the emulator) fetches uploads from: signed, expiring URLs.
-    "PUBLIC_BASE_URL": os.environ.get("MODERATION_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+    # Only https passes the checks with DEBUG off (E004); the loopback default needs DEBUG.
+    "PUBLIC_BASE_URL": os.environ.get("MODERATION_PUBLIC_BASE_URL",
+                                      "http://127.0.0.1:8000" if DEBUG else ""),
+    # Where a remote provider posts results (<base>/moderation/callbacks/<alias>/); empty:
+    # results are polled. Needs the account UID (ALIBABA_CLOUD_UID), check E011.
+    "CALLBACK_BASE_URL": os.environ.get("MODERATION_CALLBACK_BASE_URL", ""),
 }
 # Alibaba Cloud, configured from the environment (never from the source). Point
 # MODERATION_ALIYUN_ENDPOINT at `manage.py moderation_emulator` to try it offline.
