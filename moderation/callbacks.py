@@ -5,10 +5,15 @@ it gets HTTP 200 (aliyun-protocol.md §2.5; aliyun-api-reference.md §2.11, §3.
 
 * 200 - stored now, or nothing to do (the job already finished or was cancelled: a repeated,
   replayed or late callback changes nothing);
-* 400 - not a callback (missing fields, bad JSON), 403 - checksum wrong (forged) or not
-  verifiable; both refused for good, a retry cannot fix them;
-* 404 - unknown provider alias or job; 503 - a worker holds the job right now (the service
-  retries, and polling remains the fallback).
+* 400 - not a callback, refused for good (a retry cannot fix it): a body larger than
+  ``CALLBACK_MAX_BYTES`` (refused from its ``Content-Length`` before anything is read, and
+  never read past the cap), not UTF-8, not a form, a missing or repeated field, ``content``
+  that is not a JSON object or nests too deeply, or a verified ``content`` whose fields have
+  the wrong types for the provider's parser; 403 - checksum wrong (forged) or not verifiable;
+* 404 - unknown provider alias or job; 503 - a worker holds the job right now, or the
+  database is unreachable (the service retries, and polling remains the fallback).
+
+Every refusal is a short plain-text answer, never an error page, and writes nothing.
 
 The view only wires: parsing and verification are pure functions in
 ``providers.aliyun.callbacks``, storing is ``pipeline.ingest``.
@@ -18,10 +23,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from io import BytesIO
+from urllib.parse import parse_qsl
 
-from django.db import transaction
+from django.core.exceptions import SuspiciousOperation
+from django.db import DataError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -47,6 +56,65 @@ def _answer(status: int, text: str) -> HttpResponse:
 def _refuse(status: int, alias: str, reason: str, *args: object) -> HttpResponse:
     logger.warning("callback for %r refused (%s): " + reason, alias, status, *args)
     return _answer(status, "refused")
+
+
+#: a callback form has two fields; a body with more than this many is not one
+MAX_FIELDS = 20
+#: the provider parser's errors on a verified ``content`` whose values have the wrong types
+PARSE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError,
+                RecursionError)
+
+
+def read_body(request: HttpRequest, cap: int) -> bytes:
+    """At most ``cap`` bytes of the body: a declared ``Content-Length`` over the cap is
+    refused before reading, and at most ``cap + 1`` bytes are ever read."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(declared)
+    except ValueError:
+        raise MalformedCallback("Content-Length is not a number") from None
+    if length > cap:
+        raise MalformedCallback(f"body of {length} bytes is over CALLBACK_MAX_BYTES ({cap})")
+    body = request.read(cap + 1)
+    if len(body) > cap:
+        raise MalformedCallback(f"body is over CALLBACK_MAX_BYTES ({cap})")
+    return body
+
+
+def form_fields(request: HttpRequest, body: bytes) -> dict[str, str]:
+    """The form fields of a callback body, strictly: UTF-8 (after percent-decoding too),
+    urlencoded (what Alibaba sends) or multipart without files, no field repeated."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedCallback("the body is not UTF-8") from None
+    kind = request.content_type or "application/x-www-form-urlencoded"
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",
+                              max_num_fields=MAX_FIELDS)
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise MalformedCallback(f"not a form: {exc}") from None
+    elif kind == "multipart/form-data":
+        try:
+            parser = MultiPartParser(request.META, BytesIO(body), request.upload_handlers,
+                                     "utf-8")
+            data, files = parser.parse()
+        except (MultiPartParserError, SuspiciousOperation, ValueError) as exc:
+            raise MalformedCallback(f"not a form: {exc}") from None
+        if files:
+            raise MalformedCallback("a callback carries no files")
+        pairs = [(key, value) for key, values in data.lists() for value in values]
+        if len(pairs) > MAX_FIELDS:
+            raise MalformedCallback("too many fields")
+    else:
+        raise MalformedCallback(f"content type {kind!r} is not a form")
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise MalformedCallback(f"field {key!r} is repeated")
+        fields[key] = value
+    return fields
 
 
 def find_job(alias: str, callback: Callback) -> Job | None:
@@ -81,9 +149,22 @@ def receive(request: HttpRequest, provider_alias: str) -> HttpResponse:
     except UnknownProvider:
         return _refuse(404, provider_alias, "no such provider")
     try:
-        callback = read_callback(request.POST)
+        body = read_body(request, int(moderation_settings.CALLBACK_MAX_BYTES))
+        callback = read_callback(form_fields(request, body))
     except MalformedCallback as exc:
         return _refuse(400, provider_alias, "%s", exc)
+    try:
+        return _store(provider, provider_alias, callback)
+    except (OperationalError, InterfaceError) as exc:  # the database is unreachable
+        logger.error("callback for %r not stored, database unavailable: %s", provider_alias,
+                     exc)
+        response = _answer(503, "database unavailable")
+        response["Retry-After"] = "30"
+        return response
+
+
+def _store(provider, provider_alias: str, callback: Callback) -> HttpResponse:
+    """Find the job, verify the checksum, parse and ingest (the database part)."""
     job = find_job(provider_alias, callback)
     if job is None:
         return _refuse(404, provider_alias, "no job for task %r / data id %r",
@@ -108,6 +189,8 @@ def receive(request: HttpRequest, provider_alias: str) -> HttpResponse:
         return _refuse(404, provider_alias, "the provider takes no callbacks")
     except ModerationError as exc:
         return _refuse(400, provider_alias, "unusable content for job %s: %s", job.pk, exc)
+    except PARSE_ERRORS as exc:  # verified, yet not shaped like a result
+        return _refuse(400, provider_alias, "malformed content for job %s: %r", job.pk, exc)
     until = _take_lease(job)
     if until is None:
         job.refresh_from_db()
@@ -119,6 +202,8 @@ def receive(request: HttpRequest, provider_alias: str) -> HttpResponse:
     except ModerationError as exc:
         logger.warning("callback for job %s could not be stored: %s", job.pk, exc)
         return _answer(503, "not stored")
+    except DataError as exc:  # a value the database refuses (too long, out of range)
+        return _refuse(400, provider_alias, "content of job %s not storable: %s", job.pk, exc)
     finally:
         Job.objects.filter(pk=job.pk, lease_until=until).update(lease_until=None)
     return _answer(200, "OK")

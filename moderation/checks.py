@@ -14,6 +14,7 @@
 | moderation.E010 | VIDEO_INTERVAL / VIDEO_MAX_FRAMES out of range                   |
 | moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
 | moderation.E012 | a field moderated by a URL-fetching provider has no way to a URL |
+| moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 | moderation.W003 | a provider refused our credentials in the last 24 h (database)  |
@@ -124,6 +125,15 @@ def check_settings(app_configs=None, **kwargs):
                     hint="Providers post results and fetch media over the internet: use https.",
                     id="moderation.E004",
                 ))
+
+    cap = moderation_settings.CALLBACK_MAX_BYTES
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1024:
+        errors.append(Error(
+            f"MODERATION['CALLBACK_MAX_BYTES'] = {cap!r} is not a whole number of bytes "
+            "(at least 1024).",
+            hint="For example 16 * 1024 * 1024; larger callback bodies are refused with 400.",
+            id="moderation.E017",
+        ))
 
     if "django_q" not in settings.INSTALLED_APPS:
         errors.append(Error("django-q2 is not in INSTALLED_APPS.",

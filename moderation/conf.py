@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     # Public https base URL of the site, for callbacks and signed media URLs.
     "PUBLIC_BASE_URL": "",
     "CALLBACK_BASE_URL": "",
+    # Largest provider callback body accepted, bytes: refused (400) before it is read,
+    # hashed or parsed. A 2-hour video's 2.0 callback is a few MB.
+    "CALLBACK_MAX_BYTES": 16 * 1024 * 1024,
     # Hash libraries (docs/libraries.md): answer an image from the allow/block lists before
     # a remote provider is called, and the PDQ Hamming distance that counts as a match.
     "LIBRARY_PRECHECK": True,
