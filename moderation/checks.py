@@ -14,6 +14,7 @@
 | moderation.E010 | VIDEO_INTERVAL / VIDEO_MAX_FRAMES out of range                   |
 | moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
 | moderation.E012 | a field moderated by a URL-fetching provider has no way to a URL |
+| moderation.E013 | ALLOWED_NETWORKS is not a list of IP networks (CIDR)             |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
@@ -163,6 +164,7 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(Error(f"MODERATION video defaults: {problem}", id="moderation.E010"))
     errors.extend(_check_evidence_location())
     errors.extend(_check_task_timeout())
+    errors.extend(_check_allowed_networks())
     return errors
 
 
@@ -183,6 +185,27 @@ def _check_task_timeout():
             id="moderation.W002",
         )]
     return []
+
+
+def _check_allowed_networks():
+    """E013: the networks the network guard admits although private (moderation/remote.py)."""
+    import ipaddress
+
+    networks = moderation_settings.ALLOWED_NETWORKS
+    if isinstance(networks, str) or not isinstance(networks, list | tuple):
+        return [Error("MODERATION['ALLOWED_NETWORKS'] must be a list of CIDR strings.",
+                      id="moderation.E013")]
+    errors = []
+    for entry in networks:
+        try:
+            ipaddress.ip_network(str(entry), strict=False)
+        except ValueError:
+            errors.append(Error(
+                f"MODERATION['ALLOWED_NETWORKS'] entry {entry!r} is not an IP network.",
+                hint="Write networks as CIDRs, e.g. '10.20.0.0/16' or '192.0.2.7/32'.",
+                id="moderation.E013",
+            ))
+    return errors
 
 
 def _check_evidence_location():

@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_MAX_DURATION": 3600,
     # Fetching remote media ourselves (live streams): refuse private addresses (SSRF).
     "ALLOW_PRIVATE_ADDRESSES": False,
+    # CIDRs admitted although private (an intranet stream server, a test harness).
+    "ALLOWED_NETWORKS": [],
     # Public https base URL of the site, for callbacks and signed media URLs.
     "PUBLIC_BASE_URL": "",
     "CALLBACK_BASE_URL": "",

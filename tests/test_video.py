@@ -461,6 +461,14 @@ class Served:
     paths: list[str] = []
 
 
+@pytest.fixture
+def loopback_allowed():
+    """These streams are served on 127.0.0.1: the network guard (test_network_guard.py)
+    would refuse them."""
+    with override_settings(MODERATION={**settings.MODERATION, "ALLOW_PRIVATE_ADDRESSES": True}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def hls_url(tmp_path_factory) -> Iterator[str]:
     """speech_ad.mp4 as an HLS VOD playlist (2 s segments) served over HTTP on the loopback."""
@@ -474,7 +482,7 @@ def hls_url(tmp_path_factory) -> Iterator[str]:
         yield f"{url}/index.m3u8"
 
 
-def test_live_stream_yields_partials_then_done(hls_url):
+def test_live_stream_yields_partials_then_done(hls_url, loopback_allowed):
     with deadline(120):
         results = list(stream_live(
             hls_url, scenes=SCENES, audio=True, options={**BASE, "chunk_seconds": 6}
@@ -493,7 +501,7 @@ def test_live_stream_yields_partials_then_done(hls_url):
     assert results[-1].raw["end_reason"] == "end_of_stream"
 
 
-def test_live_stream_stops_cleanly_when_the_caller_breaks(hls_url):
+def test_live_stream_stops_cleanly_when_the_caller_breaks(hls_url, loopback_allowed):
     before, start = threading.active_count(), len(Served.paths)
     with deadline(60):
         stream = stream_live(hls_url, scenes=["qrcode"], audio=True,
@@ -508,7 +516,7 @@ def test_live_stream_stops_cleanly_when_the_caller_breaks(hls_url):
     assert threading.active_count() <= before + 1  # no reader or pool threads left behind
 
 
-def test_live_max_duration_ends_the_stream(hls_url):
+def test_live_max_duration_ends_the_stream(hls_url, loopback_allowed):
     with deadline(60):
         results = list(stream_live(hls_url, scenes=["qrcode"], audio=False,
                                    options={**BASE, "chunk_seconds": 4, "max_duration": 6}))
@@ -516,7 +524,7 @@ def test_live_max_duration_ends_the_stream(hls_url):
     assert max(f.offset for r in results for f in r.frames) < 6
 
 
-def test_a_stream_that_never_answers_times_out(silent_server):
+def test_a_stream_that_never_answers_times_out(silent_server, loopback_allowed):
     options = {"open_timeout": 2, "read_timeout": 2}
     start = time.monotonic()
     with deadline(20), pytest.raises(MediaError) as info:
@@ -526,7 +534,7 @@ def test_a_stream_that_never_answers_times_out(silent_server):
     assert time.monotonic() - start < 3 * 2
 
 
-def test_a_closed_port_is_unavailable():
+def test_a_closed_port_is_unavailable(loopback_allowed):
     probe_socket = socket.socket()
     probe_socket.bind(("127.0.0.1", 0))
     port = probe_socket.getsockname()[1]

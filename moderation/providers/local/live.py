@@ -9,7 +9,11 @@ reading goes on; offsets count from the start of the stream.
 Security: FFmpeg protocols can read local files (``file:``, ``concat:``, ``subfile:``) and
 a playlist can point anywhere, so only network schemes are accepted and the stream is
 opened with a protocol allow-list for its scheme, which also binds every segment and key
-a playlist names.
+a playlist names. Every connection goes to a vetted public address (``moderation.remote``):
+http(s) through a guarded loopback proxy that resolves and checks each hop (redirects,
+variant playlists, segments, keys) at connect time, the other schemes to the IP literal
+checked before opening (they have no redirects FFmpeg follows across hosts, see
+docs/security.md). A refused hop ends the job with ``forbidden_address``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from ...conf import moderation_settings
+from ...guard_proxy import GuardProxy
+from ...remote import pinned_url
 from ..errors import MediaError
 from ..result import Frame, Result
 from .container import ALLOWED_FORMATS
@@ -40,7 +48,7 @@ from .pool import analyse_audio, choose_mode, crash_guard, executor_for
 from .sampling import TIME_SLACK
 
 RATE = 16000  # speech PCM, as speech.py wants it
-HTTP = "http,https,tcp,tls,crypto"
+HTTP = "http,https,tcp,tls,crypto,httpproxy"  # httpproxy: CONNECT through the guard
 PROTOCOLS = {
     "http": HTTP,
     "https": HTTP,
@@ -49,7 +57,7 @@ PROTOCOLS = {
     "rtsp": "rtsp,rtp,srtp,udp,tcp,tls",
     "srt": "srt,udp",
 }
-LIVE_FORMATS = ALLOWED_FORMATS + ",rtsp"
+LIVE_FORMATS = ALLOWED_FORMATS + ",hls,rtsp"  # playlists only from the network, never uploads
 # A stream whose audio and video drift apart by more than this closes the chunk anyway.
 MAX_STREAM_LAG = 2.0
 
@@ -85,19 +93,48 @@ def stream_live(
     return _LiveJob(url, protocols, opts, task, audio, keywords, dict(options or {})).run()
 
 
-def open_stream(url: str, protocols: str, opts: VideoOptions) -> Any:
-    """The opened container; ``stream_timeout`` or ``stream_unavailable`` otherwise."""
+@contextmanager
+def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], GuardProxy | None]]:
+    """The URL and FFmpeg options that keep every connection on vetted addresses, and the
+    proxy (http(s)) whose refusals tell a guarded hop from a broken stream."""
+    if moderation_settings.ALLOW_PRIVATE_ADDRESSES:
+        yield url, {}, None
+    elif urlsplit(url).scheme.lower() in ("http", "https"):
+        with GuardProxy() as proxy:
+            yield url, {"http_proxy": proxy.url}, proxy
+    else:
+        yield pinned_url(url), {}, None
+
+
+def check_guard(guard: GuardProxy | None) -> None:
+    """``forbidden_address`` once the proxy has refused a hop of this stream."""
+    if guard is not None and guard.refused:
+        raise MediaError(
+            f"the stream led to a private address ({', '.join(guard.refused[:3])}): refused",
+            code="forbidden_address",
+        )
+
+
+def open_stream(url: str, protocols: str, opts: VideoOptions,
+                guard_options: Mapping[str, str] | None = None,
+                guard: GuardProxy | None = None) -> Any:
+    """The opened container; ``forbidden_address`` when the guard refused a hop on the way,
+    ``stream_timeout`` or ``stream_unavailable`` otherwise."""
     import av
 
     started = time.monotonic()
-    options = {"protocol_whitelist": protocols, "format_whitelist": LIVE_FORMATS}
+    options = {"protocol_whitelist": protocols, "format_whitelist": LIVE_FORMATS,
+               **(guard_options or {})}
     try:
-        return av.open(url, timeout=(opts.open_timeout, opts.read_timeout), options=options)
+        container = av.open(url, timeout=(opts.open_timeout, opts.read_timeout),
+                            options=options)
     except av.error.ExitError as exc:  # the interrupt callback fired: nothing came in time
+        check_guard(guard)
         raise MediaError(
             f"the stream did not answer within {opts.open_timeout:g} s", code="stream_timeout"
         ) from exc
     except (av.FFmpegError, OSError) as exc:
+        check_guard(guard)
         if time.monotonic() - started >= 0.9 * opts.open_timeout:
             raise MediaError(
                 f"the stream did not answer within {opts.open_timeout:g} s",
@@ -106,6 +143,12 @@ def open_stream(url: str, protocols: str, opts: VideoOptions) -> Any:
         raise MediaError(
             f"the stream cannot be opened ({_reason(exc)})", code="stream_unavailable"
         ) from exc
+    try:
+        check_guard(guard)  # a refused variant or key may still leave something to open
+    except MediaError:
+        container.close()
+        raise
+    return container
 
 
 @dataclass
@@ -146,25 +189,28 @@ class _LiveJob:
         self.mode = choose_mode(opts.parallelism)
         self.next_sample = 0.0
         self.resample: Any = None
+        self.guard: GuardProxy | None = None
 
     def run(self) -> Iterator[Result]:
-        container = open_stream(self.url, self.protocols, self.opts)
-        dispatcher = None
-        workers = self.opts.workers
-        try:
-            with crash_guard(workers), executor_for(self.mode, workers) as executor:
-                dispatcher = FrameDispatcher(
-                    executor, self.task, self.opts, self.times, window=4 * self.opts.workers
-                )
-                yield from self._read(container, executor, dispatcher)
-                yield from self._finish(executor, dispatcher)
-        finally:
-            if dispatcher is not None:
-                dispatcher.cancel()
-            for chunk in self.waiting:
-                if chunk.speech is not None:
-                    chunk.speech.cancel()
-            container.close()
+        with network_guard(self.url) as (url, guard_options, self.guard):
+            container = open_stream(url, self.protocols, self.opts, guard_options, self.guard)
+            dispatcher = None
+            workers = self.opts.workers
+            try:
+                with crash_guard(workers), executor_for(self.mode, workers) as executor:
+                    dispatcher = FrameDispatcher(
+                        executor, self.task, self.opts, self.times, window=4 * workers
+                    )
+                    yield from self._read(container, executor, dispatcher)
+                    check_guard(self.guard)  # segments refused until the end
+                    yield from self._finish(executor, dispatcher)
+            finally:
+                if dispatcher is not None:
+                    dispatcher.cancel()
+                for chunk in self.waiting:
+                    if chunk.speech is not None:
+                        chunk.speech.cancel()
+                container.close()
 
     # -- reading --
 
@@ -176,6 +222,7 @@ class _LiveJob:
         clock = _Clock(container, self._streams(container))
         try:
             for packet in container.demux(*clock.latest):
+                check_guard(self.guard)  # a refused segment or key ends the job visibly
                 for frame in _decode(packet):
                     at = clock.offset(packet.stream, frame)
                     if at >= self.opts.max_duration:
