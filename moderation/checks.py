@@ -15,6 +15,7 @@
 | moderation.E011 | CALLBACK_BASE_URL set but a callback provider has no UID         |
 | moderation.E012 | a field moderated by a URL-fetching provider has no way to a URL |
 | moderation.E013 | ALLOWED_NETWORKS is not a list of IP networks (CIDR)             |
+| moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
@@ -165,7 +166,20 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_evidence_location())
     errors.extend(_check_task_timeout())
     errors.extend(_check_allowed_networks())
+    errors.extend(_check_max_duration())
     return errors
+
+
+def _check_max_duration():
+    """E014: the longest media file analysed (providers/local/duration.py)."""
+    value = moderation_settings.MAX_DURATION
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return [Error(
+            f"MODERATION['MAX_DURATION'] = {value!r} is not a positive number of seconds.",
+            hint="For example 4 * 3600; longer video or audio files fail with 'too_long'.",
+            id="moderation.E014",
+        )]
+    return []
 
 
 def _check_task_timeout():

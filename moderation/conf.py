@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "VIDEO_INTERVAL": 1,  # seconds between captured frames, 1..600
     "VIDEO_MAX_FRAMES": 200,  # 5..3600
     "MAX_VIDEO_BYTES": 500 * 1024 * 1024,
+    # Longest video or audio file analysed, seconds (declared or decoded): longer fails
+    # with the MediaError code "too_long". Bounds a job's time; memory does not grow with it.
+    "MAX_DURATION": 4 * 3600,
     # Live streams: chunk length and the longest a stream is followed.
     "LIVE_CHUNK_SECONDS": 10,
     "LIVE_MAX_DURATION": 3600,

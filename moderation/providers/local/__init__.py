@@ -28,6 +28,7 @@ SETTING_DEFAULTS = {
     "interval": "VIDEO_INTERVAL",
     "max_frames": "VIDEO_MAX_FRAMES",
     "max_video_bytes": "MAX_VIDEO_BYTES",
+    "max_file_duration": "MAX_DURATION",
     "chunk_seconds": "LIVE_CHUNK_SECONDS",
     "max_duration": "LIVE_MAX_DURATION",
 }

@@ -159,11 +159,13 @@ def open_container(source: Source) -> Any:
 # --- Probing ------------------------------------------------------------------------------
 
 
-def probe(source: Source) -> VideoInfo:
+def probe(source: Source, max_duration: float | None = None) -> VideoInfo:
     """Streams, duration and keyframe index of a file, from a demux-only pass.
 
     Raises ``MediaError``: ``empty_file``, ``corrupt_media`` (unreadable, or fewer packets
-    than its header declares), ``unsupported_format``, ``no_streams``.
+    than its header declares), ``unsupported_format``, ``no_streams``, ``too_long``
+    (packets past ``max_duration`` seconds: the pass stops there, whatever the header says).
+    The duration is the header's, or where the packets end when they run on past it.
     """
     check_playlist(source)
     if source_size(source) == 0:
@@ -174,7 +176,7 @@ def probe(source: Source) -> VideoInfo:
         if video is None and audio is None:
             raise MediaError("the file has neither a video nor an audio stream", code="no_streams")
         origin = (container.start_time or 0) / 1_000_000
-        keyframes, ends = _scan_packets(container, video, origin)
+        keyframes, ends = _scan_packets(container, video, origin, max_duration)
         duration = _duration(container, ends)
         _check_complete(container, ends)
         info = VideoInfo(
@@ -199,10 +201,12 @@ def probe(source: Source) -> VideoInfo:
 
 
 def _scan_packets(
-    container: Any, video: Any, origin: float
+    container: Any, video: Any, origin: float, max_duration: float | None = None
 ) -> tuple[list[float], dict[Any, float]]:
     """Keyframe times of the video stream, and where each stream's packets end."""
     import av
+
+    from .duration import check_reached
 
     keyframes: list[float] = []
     ends: dict[Any, float] = {}
@@ -213,6 +217,7 @@ def _scan_packets(
             at = float(packet.pts * packet.time_base) - origin
             end = at + float((packet.duration or 0) * packet.time_base)
             ends[packet.stream] = max(ends.get(packet.stream, 0.0), end)
+            check_reached(at, max_duration)
             if packet.stream is video and packet.is_keyframe:
                 keyframes.append(round(at, 3))
     except (av.FFmpegError, EOFError) as exc:
@@ -221,9 +226,13 @@ def _scan_packets(
 
 
 def _duration(container: Any, ends: dict[Any, float]) -> float:
+    found = max(ends.values(), default=0.0)
     if container.duration:
-        return container.duration / 1_000_000
-    return max(ends.values(), default=0.0)
+        declared = container.duration / 1_000_000
+        # A header that declares less than the packets hold is lying: frames are sampled
+        # (and the duration cap applied) over what the file really holds.
+        return found if found > declared * (1 + TRUNCATION_SLACK) + 1.0 else declared
+    return found
 
 
 def _check_complete(container: Any, ends: dict[Any, float]) -> None:

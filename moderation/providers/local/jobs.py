@@ -49,6 +49,8 @@ class VideoOptions:
     workers: int = field(default_factory=default_workers)
     parallelism: str = "auto"  # "processes" unless daemonic, or "threads"
     max_video_bytes: int = 500 * 1024 * 1024
+    max_file_duration: float = 4 * 3600.0  # default: MAX_DURATION (duration.py)
+    max_image_pixels: int = 40_000_000  # default: MAX_IMAGE_PIXELS; frames past it: refused
     chunk_seconds: float = 10.0  # live: one partial result per chunk
     max_duration: float = 3600.0  # live: stop after this many seconds of stream
     open_timeout: float = 10.0  # live
@@ -74,8 +76,9 @@ class VideoOptions:
                 raise ValueError(f"{name} must be in {low}..{high}, got {value}")
         if self.parallelism not in PARALLELISM:
             raise ValueError(f"parallelism must be one of {PARALLELISM}, got {self.parallelism!r}")
-        positive = ("thumbnail_size", "workers", "max_video_bytes", "chunk_seconds",
-                    "max_duration", "open_timeout", "read_timeout")
+        positive = ("thumbnail_size", "workers", "max_video_bytes", "max_file_duration",
+                    "max_image_pixels", "chunk_seconds", "max_duration", "open_timeout",
+                    "read_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

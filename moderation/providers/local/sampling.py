@@ -13,6 +13,13 @@ bench/video_engine.py; seconds of wall time per minute of video at 1 frame/s):
 
 Offsets count from the container's start time, as speech.decode_audio counts them. A
 sample takes the first frame at or after its offset: what is on screen from then on.
+
+Frame size is bounded twice: a video whose frames exceed the image pixel limit
+(``MAX_IMAGE_PIXELS``) is refused from its probe, before a frame is decoded
+(:func:`check_frame_size`), and every sample is converted to BGR at most
+``MAX_SAMPLE_PIXELS`` (4K), scaled down in the same swscale pass: a 36 MP frame
+becomes a 25 MB array, not 108 MB, in each of the frames in flight. Huge frames are also
+decoded without frame threads (each thread holds frames of its own).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from .container import SEEKABLE_FORMATS, Source, VideoInfo, open_container
 
 BgrImage = NDArray[np.uint8]
 
+# Largest sample handed to the engine, pixels: bigger frames are scaled down to it.
+MAX_SAMPLE_PIXELS = 4096 * 2160
+# Frames above this many pixels decode on one thread (frame threads multiply the buffers).
+THREADED_PIXELS = 4096 * 2160
 MAX_DECODE_ERRORS = 0.05  # share of undecodable packets tolerated before failing the file
 # Rounding slack of "at or after", seconds (HLS audio starts 21 ms before the video: an
 # offset a frame early would show what was on screen before the sample's instant).
@@ -84,13 +95,37 @@ def sample_frames(
     yield from _sequential_frames(source, info, offsets[done:], stats)
 
 
+def check_frame_size(info: VideoInfo, max_pixels: int) -> None:
+    """``image_too_large`` for a video whose frames exceed the image pixel limit."""
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise MediaError(
+            f"the video's frames have {info.width}x{info.height} pixels, more than the limit "
+            f"of {max_pixels} (MAX_IMAGE_PIXELS)",
+            code="image_too_large",
+        )
+
+
+def to_bgr(frame: Any, max_pixels: int = MAX_SAMPLE_PIXELS) -> BgrImage:
+    """The frame as a BGR array, scaled down (aspect kept) to at most ``max_pixels``."""
+    pixels = frame.width * frame.height
+    if pixels <= max_pixels:
+        return frame.to_ndarray(format="bgr24")
+    scale = (max_pixels / pixels) ** 0.5
+    width = max(2, int(frame.width * scale) // 2 * 2)
+    height = max(2, int(frame.height * scale) // 2 * 2)
+    return frame.to_ndarray(width=width, height=height, format="bgr24", interpolation="AREA")
+
+
 def _frame_time(frame: Any, origin: float, fallback: float) -> float:
     return fallback if frame.time is None else frame.time - origin
 
 
 def _video_stream(container: Any, skip_bidir: bool) -> Any:
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"  # frame threads: 1.45x on 2 cores (P12)
+    context = stream.codec_context
+    if (context.width or 0) * (context.height or 0) <= THREADED_PIXELS:
+        stream.thread_type = "AUTO"  # frame threads: 1.45x on 2 cores (P12)
     if skip_bidir:
         stream.codec_context.skip_frame = "BIDIR"
     return stream
@@ -130,7 +165,7 @@ def _first_frame_after(
             stats.decoded += 1
             at = _frame_time(frame, origin, offset)
             if at >= offset - TIME_SLACK:
-                return at, frame.to_ndarray(format="bgr24")
+                return at, to_bgr(frame)
     return None
 
 
@@ -151,7 +186,7 @@ def _sequential_frames(
                 at = _frame_time(frame, info.start_time, stats.decoded / (info.fps or 30.0))
                 while target is not None and at >= target - TIME_SLACK:
                     stats.late = max(stats.late, at - target)
-                    yield target, frame.to_ndarray(format="bgr24")
+                    yield target, to_bgr(frame)
                     target = next(pending, None)
             if target is None:
                 return

@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import wave
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -48,6 +48,7 @@ from .asr import (
     recogniser_key,
     spot_keywords,
 )
+from .duration import check_reached
 from .speech_rules import (
     AD,
     CUSTOMIZED,
@@ -107,6 +108,9 @@ SCENE = "antispam"
 MAX_LEAD_PAD = 10.0
 
 # The threshold already decided the hit; the posterior pocketsphinx reports is not calibrated.
+# Decoded audio is handed on in chunks of this many seconds (320 KB each).
+CHUNK_SECONDS = 10.0
+
 KWS_CONFIDENCE = 90.0
 # A keyword hit belongs to an utterance when its middle lies within it, give or take this.
 HIT_SLACK = 0.3
@@ -123,7 +127,25 @@ def decode_audio(
     """16 kHz mono int16 PCM of the first audio stream, from ``start`` to ``end`` seconds.
 
     Sample 0 is at ``start`` (or 0). No audio stream gives an empty array: a silent video is
-    not an error, the caller decides. An undecodable file raises ``MediaError``.
+    not an error, the caller decides. An undecodable file raises ``MediaError``. The whole
+    span is in memory: for a file of any length use :func:`iter_pcm`.
+    """
+    chunks = list(iter_pcm(source, start, end))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def iter_pcm(
+    source: str | os.PathLike[str] | BinaryIO,
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    max_duration: float | None = None,
+    chunk_seconds: float = CHUNK_SECONDS,
+) -> Iterator[Pcm]:
+    """:func:`decode_audio`'s samples as consecutive chunks of about ``chunk_seconds``.
+
+    Memory does not grow with the file's length. Past ``max_duration`` seconds of decoded
+    audio the file fails with ``too_long`` (its header may have declared less).
     """
     import av
 
@@ -132,50 +154,111 @@ def decode_audio(
     try:
         with av.open(source, mode="r") as container:
             if not container.streams.audio:
-                return np.zeros(0, dtype=np.int16)
-            return _decode_stream(container, container.streams.audio[0], start, end)
+                return
+            stream = container.streams.audio[0]
+            yield from _decode_chunks(
+                container, stream, start, end, max_duration, round(chunk_seconds * RATE)
+            )
     except FileNotFoundError:
         raise  # a storage problem, not a bad file
     except (av.FFmpegError, ValueError, EOFError) as exc:
         raise MediaError(f"the audio cannot be decoded ({exc})", code="corrupt_media") from exc
 
 
-def _decode_stream(container: Any, stream: Any, start: float | None, end: float | None) -> Pcm:
+def _decode_chunks(
+    container: Any,
+    stream: Any,
+    start: float | None,
+    end: float | None,
+    max_duration: float | None,
+    chunk: int,
+) -> Iterator[Pcm]:
     import av
 
     origin = (container.start_time or 0) / av.time_base  # MPEG-TS clocks start anywhere
     if start:
         container.seek(int((start + origin) * av.time_base))  # backward, to a packet <= start
     resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    chunks: list[Pcm] = []
+    aligner = _Aligner(start or 0.0, end)
+    batch = _Batcher(chunk)
     first: float | None = None
     for frame in container.decode(stream):
         at = (frame.time or 0.0) - origin
         if first is None:
             first = at
+            batch.add(aligner.begin(first))
         if end is not None and at >= end:
             break
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        for out in resampler.resample(frame):
+            batch.add(aligner.take(out.to_ndarray().reshape(-1)))
+        check_reached((start or 0.0) + aligner.emitted / RATE, max_duration)
+        yield from batch.full()
     if first is None and stream.frames and not start:
         # The index promises packets the file does not hold: cut off after its header.
         raise MediaError("the audio stream is truncated", code="corrupt_media")
-    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return _align(pcm.astype(np.int16, copy=False), first or 0.0, start or 0.0, end)
+    if first is None:
+        batch.add(aligner.begin(0.0))
+    for out in resampler.resample(None):
+        batch.add(aligner.take(out.to_ndarray().reshape(-1)))
+    check_reached((start or 0.0) + aligner.emitted / RATE, max_duration)
+    yield from batch.rest()
 
 
-def _align(pcm: Pcm, first: float, start: float, end: float | None) -> Pcm:
-    """Cut or pad ``pcm`` (whose sample 0 is at ``first``) so that sample 0 is at ``start``."""
-    lead = first - start
-    if 0 < lead <= MAX_LEAD_PAD:
-        pcm = np.concatenate([np.zeros(round(lead * RATE), dtype=np.int16), pcm])
-    elif lead < 0:
-        pcm = pcm[round(-lead * RATE) :]
-    elif lead > MAX_LEAD_PAD:
-        logger.debug("audio starts %.1f s after %.1f s; not padded, times may be off", lead, start)
-    if end is not None:
-        pcm = pcm[: max(0, round((end - start) * RATE))]
-    return np.ascontiguousarray(pcm)
+class _Aligner:
+    """Cut or pad the decoded samples (sample 0 at ``first``) so that sample 0 is at
+    ``start``, and stop at ``end``: one chunk at a time."""
+
+    def __init__(self, start: float, end: float | None) -> None:
+        self.start = start
+        self.limit = None if end is None else max(0, round((end - start) * RATE))
+        self.skip = 0
+        self.emitted = 0
+
+    def begin(self, first: float) -> Pcm:
+        """The silence to put before the first sample (most often none)."""
+        lead = first - self.start
+        if 0 < lead <= MAX_LEAD_PAD:
+            return self.take(np.zeros(round(lead * RATE), dtype=np.int16))
+        if lead < 0:
+            self.skip = round(-lead * RATE)
+        elif lead > MAX_LEAD_PAD:
+            logger.debug(
+                "audio starts %.1f s after %.1f s; not padded, times may be off", lead, self.start
+            )
+        return np.zeros(0, dtype=np.int16)
+
+    def take(self, pcm: Pcm) -> Pcm:
+        if self.skip:
+            dropped = min(self.skip, pcm.size)
+            pcm, self.skip = pcm[dropped:], self.skip - dropped
+        if self.limit is not None:
+            pcm = pcm[: max(0, self.limit - self.emitted)]
+        self.emitted += pcm.size
+        return pcm.astype(np.int16, copy=False)
+
+
+class _Batcher:
+    """Small decoded frames gathered into chunks of ``size`` samples."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.parts: list[Pcm] = []
+        self.count = 0
+
+    def add(self, pcm: Pcm) -> None:
+        if pcm.size:
+            self.parts.append(pcm)
+            self.count += pcm.size
+
+    def full(self) -> Iterator[Pcm]:
+        if self.count >= self.size:
+            yield from self.rest()
+
+    def rest(self) -> Iterator[Pcm]:
+        if self.count:
+            whole = np.ascontiguousarray(np.concatenate(self.parts))
+            self.parts, self.count = [], 0
+            yield whole
 
 
 def wav_bytes(pcm: Pcm) -> bytes:

@@ -39,28 +39,75 @@ def segment(pcm: Pcm) -> list[SpeechSegment]:
 
 
 def _vad_spans(pcm: Pcm) -> list[tuple[float, float]]:
-    """Raw (start, end) speech spans from pocketsphinx's endpointer.
+    """Raw (start, end) speech spans from pocketsphinx's endpointer (see :class:`VadStream`)."""
+    vad = VadStream()
+    return vad.feed(pcm) + vad.finish()
+
+
+class VadStream:
+    """pocketsphinx's endpointer fed chunk by chunk: each raw span as soon as it ends.
 
     Written out instead of ``Segmenter.segment``, which loses speech running to the very end
     of a track whose length is a whole number of frames (and ``end_stream`` raises
-    ``IndexError`` on an empty last frame).
+    ``IndexError`` on an empty last frame). Any cut of a track into chunks gives the same
+    spans as the whole track at once: the part of a frame left over waits for the next chunk.
     """
-    from pocketsphinx import Endpointer
 
-    endpointer = Endpointer(sample_rate=RATE)
-    size = endpointer.frame_bytes
-    data = np.ascontiguousarray(pcm, dtype=np.int16).tobytes()
-    whole = len(data) - len(data) % size
-    spans: list[tuple[float, float]] = []
-    was_speech = False
-    for at in range(0, whole, size):
-        endpointer.process(data[at : at + size])
-        if was_speech and not endpointer.in_speech:
-            spans.append((endpointer.speech_start, endpointer.speech_end))
-        was_speech = endpointer.in_speech
-    if endpointer.in_speech:  # still talking when the track ends
-        spans.append((endpointer.speech_start, len(data) / 2 / RATE))
-    return spans
+    def __init__(self) -> None:
+        from pocketsphinx import Endpointer
+
+        self._endpointer = Endpointer(sample_rate=RATE)
+        self._rest = b""
+        self._was_speech = False
+        self.samples = 0  # fed so far
+
+    def feed(self, pcm: Pcm) -> list[tuple[float, float]]:
+        """The spans that ended inside this chunk."""
+        endpointer = self._endpointer
+        size = endpointer.frame_bytes
+        data = self._rest + np.ascontiguousarray(pcm, dtype=np.int16).tobytes()
+        whole = len(data) - len(data) % size
+        spans: list[tuple[float, float]] = []
+        for at in range(0, whole, size):
+            endpointer.process(data[at : at + size])
+            if self._was_speech and not endpointer.in_speech:
+                spans.append((endpointer.speech_start, endpointer.speech_end))
+            self._was_speech = endpointer.in_speech
+        self._rest = data[whole:]
+        self.samples += pcm.size
+        return spans
+
+    def finish(self) -> list[tuple[float, float]]:
+        """The span still open when the track ends, if any."""
+        if self._endpointer.in_speech:
+            return [(self._endpointer.speech_start, self.samples / RATE)]
+        return []
+
+
+class Tidier:
+    """:func:`segment`'s tidying for spans that arrive one by one: a span is final once
+    the next one starts ``MERGE_GAP`` after it (or the track ends)."""
+
+    def __init__(self) -> None:
+        self._open: SpeechSegment | None = None
+
+    def add(self, spans: list[tuple[float, float]]) -> list[SpeechSegment]:
+        done: list[SpeechSegment] = []
+        for a, b in spans:
+            span = SpeechSegment(max(0.0, a), b)
+            if self._open is not None and span.start - self._open.end < MERGE_GAP:
+                self._open = SpeechSegment(self._open.start, max(self._open.end, span.end))
+                continue
+            if self._open is not None:
+                done += split_long(drop_blips([self._open]))
+            self._open = span
+        return done
+
+    def finish(self, duration: float) -> list[SpeechSegment]:
+        last, self._open = self._open, None
+        if last is None:
+            return []
+        return split_long(drop_blips([SpeechSegment(last.start, min(duration, last.end))]))
 
 
 def merge_close(spans: list[SpeechSegment], gap: float = MERGE_GAP) -> list[SpeechSegment]:

@@ -20,15 +20,17 @@ Public API (the provider calls these): :func:`probe`, :func:`analyse_video`,
 
 from __future__ import annotations
 
-import itertools
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
+from dataclasses import replace
 from typing import Any
 
 from ..errors import MediaError
 from ..result import Frame, Result, Slice
 from .container import Source, VideoInfo, check_size, probe
+from .duration import check_declared
 from .jobs import (
     FrameDispatcher,
     FrameTask,
@@ -41,13 +43,16 @@ from .jobs import (
 )
 from .live import stream_live
 from .pool import analyse_audio, choose_mode, crash_guard, executor_for
-from .sampling import DecodeStats, sample_frames, sample_offsets
+from .sampling import DecodeStats, check_frame_size, sample_frames, sample_offsets
+from .speech_stream import SPEECH_PIECE, PieceStats, speech_pieces_of
 
 __all__ = ["VideoInfo", "analyse_frames", "analyse_video", "probe", "stream_live"]
 
 MAX_FRAME_IMAGE_BYTES = 10 * 1024 * 1024  # Alibaba's limit for one frame of a frame scan
 MAX_FRAME_IMAGE_PIXELS = 40_000_000
-SPEECH_PIECE = 30.0  # seconds of audio per speech task (see speech_pieces)
+# Evidence clips of flagged utterances kept per job (a 15 s clip is 480 KB); past this, the
+# slices keep their transcript and labels without a clip.
+MAX_CLIP_BYTES = 32 * 1024 * 1024
 
 
 def analyse_video(
@@ -62,35 +67,42 @@ def analyse_video(
     """Moderate a video (or audio-only) file: frames at ``interval``, and the speech.
 
     ``MediaError`` codes: ``empty_file``, ``file_too_large`` (``max_video_bytes``, checked
-    before decoding), ``corrupt_media``, ``unsupported_format``, ``no_streams``.
-    ``ValueError`` for invalid options.
+    before decoding), ``too_long`` (``max_file_duration``: declared, demuxed or decoded),
+    ``image_too_large`` (frames past ``max_image_pixels``, from the probe),
+    ``corrupt_media``, ``unsupported_format``, ``no_streams``. ``ValueError`` for invalid
+    options.
     """
     opts = VideoOptions.from_options(options)
     clock = _Clock()
     times = StageTimes()
     check_size(source, opts.max_video_bytes)
     with times.measure("probe"):
-        info = probe(source)
-    pcm = None
+        info = probe(source, max_duration=opts.max_file_duration)
+    check_declared(info.duration, opts.max_file_duration)
+    check_frame_size(info, opts.max_image_pixels)
+    audio_stats = PieceStats()
+    pieces = None
     if audio and info.has_audio:
-        from .speech import decode_audio
+        from .speech import iter_pcm
 
-        with times.measure("audio_decode"):
-            pcm = decode_audio(source)
+        chunks = iter_pcm(source, max_duration=opts.max_file_duration)
+        pieces = speech_pieces_of(chunks, SPEECH_PIECE, audio_stats)
     task = FrameTask(list(scenes), libraries, keywords, engine_options(options), opts.ocr_gate)
     offsets = sample_offsets(info.duration, opts.interval, opts.max_frames)
     mode = choose_mode(opts.parallelism)
     stats = DecodeStats()
     frames, slices, records = _run(
-        mode, opts, task, times, pcm, keywords, options,
+        mode, opts, task, times, pieces, keywords, options,
         (lambda: sample_frames(source, info, offsets, stats)) if info.has_video else None,
+        audio_stats,
     )
     raw = {
         "provider": "local",
         "media": "video" if info.has_video else "audio",
         "probe": info.to_dict(),
         "decode": stats.to_dict() if info.has_video else None,
-        "audio": "moderated" if pcm is not None else ("off" if info.has_audio else "none"),
+        "audio": "moderated" if pieces is not None else ("off" if info.has_audio else "none"),
+        "audio_stream": audio_stats.to_dict() if pieces is not None else None,
         **_job_raw(mode, opts, records, times, clock),
     }
     return build_result(frames, slices, raw)
@@ -156,68 +168,105 @@ def _run(
     opts: VideoOptions,
     task: FrameTask,
     times: StageTimes,
-    pcm: Any,
+    pieces: Iterator[tuple[float, Any]] | None,
     keywords: dict[str, list[str]] | None,
     options: Mapping[str, Any] | None,
     frames: Any,
+    audio_stats: PieceStats | None = None,
 ) -> tuple[list[Frame], list[Slice], list[dict[str, Any]]]:
-    """Speech first, then every sampled frame; both on the executor. Cleans up on errors."""
+    """Speech first (streamed, a few pieces in flight), then every sampled frame; both on
+    the executor. Cleans up on errors."""
     with crash_guard(opts.workers), executor_for(mode, opts.workers) as executor:
-        speech = [
-            executor.submit(analyse_audio, piece, keywords, dict(options or {}), start)
-            for start, piece in speech_pieces(pcm)
-        ]
+        speech = _SpeechTasks(executor, keywords, options, times, window=2 * opts.workers)
+        speech.stats = audio_stats or PieceStats()
         dispatcher = FrameDispatcher(executor, task, opts, times, window=4 * opts.workers)
         try:
+            for start, pcm in timed_iter(pieces or iter(()), times, "audio_decode"):
+                speech.submit(start, pcm)
             out: list[Frame] = []
             if frames is not None:
                 for offset, bgr in timed_iter(frames(), times, "decode"):
                     out += dispatcher.add(offset, bgr)
                 out += dispatcher.flush()
-            slices = _speech_slices(speech, times)
+            slices = speech.finish()
         except BaseException:
             dispatcher.cancel()
-            for future in speech:
-                future.cancel()
+            speech.cancel()
             raise
         return out, slices, dispatcher.records
 
 
 def speech_pieces(pcm: Any, piece: float = SPEECH_PIECE) -> list[tuple[float, Any]]:
-    """The track cut in pauses between utterances into pieces of about ``piece`` seconds.
+    """A whole track cut in pauses between utterances into pieces of about ``piece`` s.
 
-    The speech task is the longest single task (RTF ~0.1); pieces let both workers share
-    it. Cuts fall mid-pause, so no utterance or keyword is split.
+    The same cuts as the streamed track of a job (speech_stream.py), for a track already
+    in memory; a short one (up to 1.5 pieces) is returned whole.
     """
     if pcm is None or not pcm.size:
         return []
-    from .speech import RATE, segment
+    from .speech import CHUNK_SECONDS, RATE
 
-    total = len(pcm) / RATE
-    if total <= 1.5 * piece:
+    if len(pcm) / RATE <= 1.5 * piece:
         return [(0.0, pcm)]
-    spans = segment(pcm)
-    cuts, target = [], piece
-    for left, right in itertools.pairwise(spans):
-        middle = (left.end + right.start) / 2
-        if middle >= target and total - middle >= piece / 2:
-            cuts.append(middle)
-            target = middle + piece
-    bounds = [0.0, *cuts, total]
-    return [
-        (start, pcm[round(start * RATE) : round(end * RATE)])
-        for start, end in itertools.pairwise(bounds)
-    ]
+    step = round(CHUNK_SECONDS * RATE)
+    chunks = (pcm[at : at + step] for at in range(0, len(pcm), step))
+    return list(speech_pieces_of(chunks, piece))
 
 
-def _speech_slices(speech: list[Future], times: StageTimes) -> list[Slice]:
-    slices: list[Slice] = []
-    for future in speech:
-        with times.measure("speech_wait"):
+class _SpeechTasks:
+    """Speech pieces on the executor, at most ``window`` in flight: a long track never
+    queues all of its audio at once. Slices are collected as pieces finish; evidence clips
+    stop at ``MAX_CLIP_BYTES`` per job."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        keywords: dict[str, list[str]] | None,
+        options: Mapping[str, Any] | None,
+        times: StageTimes,
+        window: int,
+    ) -> None:
+        self.executor = executor
+        self.keywords = keywords
+        self.options = dict(options or {})
+        self.times = times
+        self.window = max(1, window)
+        self.pending: deque[Future] = deque()
+        self.slices: list[Slice] = []
+        self.clip_bytes = 0
+        self.stats = PieceStats()
+
+    def submit(self, start: float, pcm: Any) -> None:
+        while len(self.pending) >= self.window:
+            self._collect(self.pending.popleft())
+        self.pending.append(
+            self.executor.submit(analyse_audio, pcm, self.keywords, self.options, start)
+        )
+
+    def finish(self) -> list[Slice]:
+        while self.pending:
+            self._collect(self.pending.popleft())
+        return sorted(self.slices, key=lambda part: part.start)
+
+    def cancel(self) -> None:
+        for future in self.pending:
+            future.cancel()
+
+    def _collect(self, future: Future) -> None:
+        with self.times.measure("speech_wait"):
             outcome = future.result()
-        times.add("speech", outcome.wall, outcome.cpu)
-        slices += [rescore_slice(part) for part in outcome.slices]
-    return sorted(slices, key=lambda part: part.start)
+        self.times.add("speech", outcome.wall, outcome.cpu)
+        for part in outcome.slices:
+            self.slices.append(self._bounded(rescore_slice(part)))
+
+    def _bounded(self, part: Slice) -> Slice:
+        if not isinstance(part.audio, bytes | bytearray):
+            return part
+        if self.clip_bytes + len(part.audio) > MAX_CLIP_BYTES:
+            self.stats.clips_dropped += 1
+            return replace(part, audio=None)
+        self.clip_bytes += len(part.audio)
+        return part
 
 
 def _job_raw(
