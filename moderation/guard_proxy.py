@@ -54,6 +54,8 @@ class GuardProxy:
 
     def close(self) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
         self._thread.join(2)
         self._server.close()
         with self._lock:
@@ -130,7 +132,7 @@ class GuardProxy:
         except MediaError as exc:
             if exc.code == "forbidden_address":
                 with self._lock:
-                    self.refused.append(f"{host}:{port}")
+                    self.refused.append(f"{host}:{port} ({exc})")
                 _answer(client, 403, str(exc))
             else:
                 _answer(client, 502, str(exc))

@@ -208,8 +208,83 @@ def test_the_proxy_refuses_connect_to_a_private_host(served):
             with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))) as s:
                 s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
                 assert expected in s.recv(200)
-        assert proxy.refused == [f"{PRIVATE}:{private.port}"]
+        assert len(proxy.refused) == 1
+        assert proxy.refused[0].startswith(f"{PRIVATE}:{private.port} ")
     assert private.paths == []
+
+
+class FakeRtsp:
+    """An RTSP server on one address that answers each request from ``replies`` (method ->
+    status line and extra headers) and records the request lines; or, with no replies, a
+    bare listener that records every connection (the private host)."""
+
+    def __init__(self, address: str, replies: dict[str, str] | None = None):
+        self.requests: list[str] = []
+        self.connections = 0
+        self.replies = replies
+        self.server = socket.create_server((address, 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while self.replies is not None:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    head, buffer = buffer.split(b"\r\n\r\n", 1)
+                    lines = head.decode().split("\r\n")
+                    self.requests.append(lines[0])
+                    cseq = next(line.split(":", 1)[1].strip() for line in lines
+                                if line.lower().startswith("cseq"))
+                    reply = self.replies[lines[0].split()[0]]
+                    conn.sendall(f"RTSP/1.0 {reply}\r\nCSeq: {cseq}\r\n\r\n".encode())
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def rtsp_hosts() -> Iterator[tuple[FakeRtsp, FakeRtsp]]:
+    private = FakeRtsp(PRIVATE)
+    public = FakeRtsp(PUBLIC, {"OPTIONS": "200 OK\r\nPublic: DESCRIBE, SETUP, PLAY",
+                               "DESCRIBE": "404 Not Found"})
+    yield public, private
+    public.close()
+    private.close()
+
+
+@pytest.mark.django_db
+def test_an_rtsp_redirect_is_not_followed(rtsp_hosts):
+    """FFmpeg's RTSP client would reconnect to any Location by itself: the relay refuses
+    the redirect before FFmpeg sees it."""
+    public, private = rtsp_hosts
+    public.replies["OPTIONS"] = f"302 Moved\r\nLocation: rtsp://{PRIVATE}:{private.port}/cam"
+    job = run_stream_job(f"rtsp://{PUBLIC}:{public.port}/live")
+    assert (job.status, job.error_code) == (Status.FAILED, "forbidden_address")
+    assert "redirect" in job.error_message
+    assert private.connections == 0
+
+
+@pytest.mark.django_db
+def test_rtsp_goes_through_the_relay_to_the_vetted_server(rtsp_hosts):
+    public, private = rtsp_hosts
+    job = run_stream_job(f"rtsp://{PUBLIC}:{public.port}/live?token=1")
+    assert (job.status, job.error_code) == (Status.FAILED, "stream_unavailable")  # the 404
+    url = f"rtsp://{PUBLIC}:{public.port}/live?token=1"
+    assert public.requests == [f"OPTIONS {url} RTSP/1.0", f"DESCRIBE {url} RTSP/1.0"]
 
 
 def test_non_http_schemes_get_the_vetted_address_literal():

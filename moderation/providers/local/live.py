@@ -11,9 +11,10 @@ a playlist can point anywhere, so only network schemes are accepted and the stre
 opened with a protocol allow-list for its scheme, which also binds every segment and key
 a playlist names. Every connection goes to a vetted public address (``moderation.remote``):
 http(s) through a guarded loopback proxy that resolves and checks each hop (redirects,
-variant playlists, segments, keys) at connect time, the other schemes to the IP literal
-checked before opening (they have no redirects FFmpeg follows across hosts, see
-docs/security.md). A refused hop ends the job with ``forbidden_address``.
+variant playlists, segments, keys) at connect time (``guard_proxy``); rtsp over TCP only,
+through a loopback relay to the vetted address that refuses redirects (``guard_rtsp``);
+rtmp(s) and srt, which FFmpeg never sends elsewhere, to the vetted IP literal. A refused
+hop ends the job with ``forbidden_address``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 
 from ...conf import moderation_settings
 from ...guard_proxy import GuardProxy
-from ...remote import pinned_url
+from ...guard_rtsp import RtspGuard
+from ...remote import DEFAULT_PORTS, pinned_url, vetted_addresses
 from ..errors import MediaError
 from ..result import Frame, Result
 from .container import ALLOWED_FORMATS
@@ -93,31 +95,45 @@ def stream_live(
     return _LiveJob(url, protocols, opts, task, audio, keywords, dict(options or {})).run()
 
 
+Guard = GuardProxy | RtspGuard
+
+
 @contextmanager
-def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], GuardProxy | None]]:
+def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], Guard | None]]:
     """The URL and FFmpeg options that keep every connection on vetted addresses, and the
-    proxy (http(s)) whose refusals tell a guarded hop from a broken stream."""
-    if moderation_settings.ALLOW_PRIVATE_ADDRESSES:
+    guard whose refusals tell a guarded hop from a broken stream."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "rtsp":  # also with private addresses allowed: never UDP to a named source
+        options = {"rtsp_transport": "tcp"}
+        if moderation_settings.ALLOW_PRIVATE_ADDRESSES:
+            yield url, options, None
+            return
+        port = parts.port or DEFAULT_PORTS["rtsp"]
+        address = vetted_addresses(parts.hostname or "", port)[0]
+        with RtspGuard(address, port, parts.netloc.rpartition("@")[2]) as relay:
+            userinfo = parts.netloc.rpartition("@")[0]
+            netloc = (f"{userinfo}@" if userinfo else "") + relay.netloc
+            yield parts._replace(netloc=netloc).geturl(), options, relay
+    elif moderation_settings.ALLOW_PRIVATE_ADDRESSES:
         yield url, {}, None
-    elif urlsplit(url).scheme.lower() in ("http", "https"):
+    elif scheme in ("http", "https"):
         with GuardProxy() as proxy:
             yield url, {"http_proxy": proxy.url}, proxy
     else:
         yield pinned_url(url), {}, None
 
 
-def check_guard(guard: GuardProxy | None) -> None:
-    """``forbidden_address`` once the proxy has refused a hop of this stream."""
+def check_guard(guard: Guard | None) -> None:
+    """``forbidden_address`` once the guard has refused a hop of this stream."""
     if guard is not None and guard.refused:
-        raise MediaError(
-            f"the stream led to a private address ({', '.join(guard.refused[:3])}): refused",
-            code="forbidden_address",
-        )
+        raise MediaError(f"the network guard refused {'; '.join(guard.refused[:3])}",
+                         code="forbidden_address")
 
 
 def open_stream(url: str, protocols: str, opts: VideoOptions,
                 guard_options: Mapping[str, str] | None = None,
-                guard: GuardProxy | None = None) -> Any:
+                guard: Guard | None = None) -> Any:
     """The opened container; ``forbidden_address`` when the guard refused a hop on the way,
     ``stream_timeout`` or ``stream_unavailable`` otherwise."""
     import av
@@ -189,7 +205,7 @@ class _LiveJob:
         self.mode = choose_mode(opts.parallelism)
         self.next_sample = 0.0
         self.resample: Any = None
-        self.guard: GuardProxy | None = None
+        self.guard: Guard | None = None
 
     def run(self) -> Iterator[Result]:
         with network_guard(self.url) as (url, guard_options, self.guard):
