@@ -9,8 +9,11 @@ refusal must mean it got none, not that it answered 404. Streams are read by rea
 
 from __future__ import annotations
 
+import datetime
 import functools
+import ipaddress
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -43,7 +46,7 @@ class Host:
     """An HTTP server on one loopback address: files from ``root``, optional redirects,
     and the list of every path it was asked for."""
 
-    def __init__(self, address: str, root: Path):
+    def __init__(self, address: str, root: Path, tls: ssl.SSLContext | None = None):
         self.paths: list[str] = []
         self.redirects: dict[str, str] = {}
         host = self
@@ -64,8 +67,10 @@ class Host:
 
         self.server = ThreadingHTTPServer((address, 0),
                                           functools.partial(Handler, directory=str(root)))
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://{address}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{address}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -299,6 +304,49 @@ def test_non_http_schemes_get_the_vetted_address_literal():
         with pytest.raises(MediaError) as info:
             check_remote_url(url)
         assert info.value.code == "forbidden_address"
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory) -> ssl.SSLContext:
+    """A self-signed certificate for the public host (FFmpeg does not verify by default)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PUBLIC)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(PUBLIC))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    root = tmp_path_factory.mktemp("tls")
+    (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(root / "cert.pem", root / "key.pem")
+    return context
+
+
+@pytest.mark.django_db
+def test_https_streams_are_tunnelled_through_the_guard(hls_root, tls_context):
+    """https: FFmpeg sends CONNECT to the proxy, which vets the target like plain http."""
+    public, private = Host(PUBLIC, hls_root, tls_context), Host(PRIVATE, hls_root)
+    try:
+        job = run_stream_job(f"{public.url}/index.m3u8")
+        assert job.status == Status.DONE, job.error_message
+        assert job.frames.count() >= 6 and "/index0.ts" in public.paths
+        public.redirects["/live.m3u8"] = f"{private.url}/index.m3u8"
+        assert_refused(run_stream_job(f"{public.url}/live.m3u8"), private)
+    finally:
+        public.close()
+        private.close()
 
 
 # --- evidence copies (requests with vetted connections) -----------------------------------
