@@ -12,7 +12,9 @@ otherwise run script with the moderator's session. So:
 * ``X-Content-Type-Options: nosniff`` stops the browser from guessing HTML in a file named
   ``.mp4``;
 * ``Content-Security-Policy: sandbox`` (and nothing but the media itself may load) makes
-  even a misjudged document an opaque-origin page with scripts disabled.
+  even a misjudged document a page with scripts, forms and plugins disabled (video and
+  audio keep their origin so that the browser's own player can load them, see
+  ``PLAYER_SECURITY_POLICY``).
 
 These headers bind only a document opened from this response; ``<img>``/``<video>`` in the
 console embed the bytes as media, which the policy does not restrict.
@@ -46,10 +48,17 @@ MEDIA_TYPES: dict[str, str] = {
 }
 DOWNLOAD_TYPE = "application/octet-stream"
 
-#: No script, no plugins, no navigation, an opaque origin; only the media itself may load.
+#: No script, no plugins, no forms, no navigation of the top window, an opaque origin;
+#: nothing loads but the image itself (in the browser's own image document).
 CONTENT_SECURITY_POLICY = (
-    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; "
-    "style-src 'unsafe-inline'"
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+)
+#: Video and audio: the same, except that the browser's player document keeps the site's
+#: origin. Chromium's player fetches the file again with ``crossorigin="anonymous"``, which
+#: fails from an opaque origin (the video would not play when opened in a tab). Scripts stay
+#: off (no ``allow-scripts``), and nosniff keeps these types from ever being parsed as HTML.
+PLAYER_SECURITY_POLICY = (
+    "sandbox allow-same-origin; default-src 'none'; media-src 'self'; style-src 'unsafe-inline'"
 )
 
 #: the most one range answer carries when the browser asks for "bytes=N-" (video seeking)
@@ -60,6 +69,13 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 def media_type(name: str) -> str | None:
     """The allow-listed media type for ``name``'s extension, or None (serve as a download)."""
     return MEDIA_TYPES.get(PurePosixPath(name).suffix.lower())
+
+
+def security_policy(content_type: str | None) -> str:
+    """The CSP for a response of ``content_type`` (None: a download)."""
+    if content_type and content_type.startswith(("video/", "audio/")):
+        return PLAYER_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY
 
 
 def _disposition(inline: bool, filename: str | None) -> str:
@@ -78,7 +94,7 @@ def protect(response: HttpResponseBase, name: str, filename: str | None = None
     response["Content-Type"] = content_type or DOWNLOAD_TYPE
     response["Content-Disposition"] = _disposition(content_type is not None, filename)
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Content-Security-Policy"] = security_policy(content_type)
     response["Cache-Control"] = "private, no-store"
     return response
 

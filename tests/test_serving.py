@@ -22,7 +22,7 @@ from demo_project.blog.models import Post
 from moderation import media_url, pipeline
 from moderation.media_views import is_plain_storage_name
 from moderation.models import AudioSlice, Frame, Job
-from moderation.serving import CONTENT_SECURITY_POLICY, media_type
+from moderation.serving import media_type, security_policy
 
 from .conftest import png_bytes
 from .providers import result
@@ -101,8 +101,10 @@ def test_served_files_never_render_as_pages(client, view, name, data, expected, 
     disposition = response["Content-Disposition"]
     assert disposition.startswith("inline" if inline else "attachment"), disposition
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
-    assert response["Content-Security-Policy"].startswith("sandbox;")
+    policy = response["Content-Security-Policy"]
+    assert policy == security_policy(None if not inline else expected)
+    assert policy.startswith("sandbox") and "allow-scripts" not in policy
+    assert "default-src 'none'" in policy
     assert response["Cache-Control"] == "private, no-store"
 
 
@@ -124,7 +126,7 @@ def test_range_answers_carry_the_same_headers(client):
     assert part["Content-Type"] == "application/octet-stream"
     assert part["Content-Disposition"].startswith("attachment")
     assert part["X-Content-Type-Options"] == "nosniff"
-    assert part["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert part["Content-Security-Policy"] == security_policy(None)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -236,3 +238,11 @@ def test_traversal_is_refused_even_if_a_row_holds_that_name(client):
 ])
 def test_plain_storage_names(name, plain):
     assert is_plain_storage_name(name) is plain
+
+
+def test_only_the_players_keep_their_origin():
+    for content_type in (None, "image/png", "image/gif"):
+        assert "allow-same-origin" not in security_policy(content_type)
+    for content_type in ("video/mp4", "audio/mpeg"):
+        policy = security_policy(content_type)
+        assert policy.startswith("sandbox allow-same-origin;") and "allow-scripts" not in policy
