@@ -70,10 +70,18 @@ def request_feedback(job: Job, decision: str, *, frame_ids=None, scenes=None, no
 
     ``decision`` is ``Decision.APPROVED`` (similar media should pass) or
     ``Decision.REJECTED`` (should be blocked); ``frame_ids`` are Frame ids of this job
-    that the verdict is about (none: the whole job). Raises ``ValueError`` for anything else.
+    that the verdict is about (none: the whole job). Raises ``ValueError`` for anything else,
+    and ``review.ClaimedByOther`` while another moderator holds the item (as a decision
+    would): feedback would otherwise pre-empt the review they are doing.
     """
+    from .review import ClaimedByOther, held_by_other
+
     if decision not in DECISIONS:
         raise ValueError(f"feedback decision must be approved or rejected, not {decision!r}")
+    if actor is not None:
+        job.refresh_from_db(fields=["claimed_by", "claimed_until"])
+        if held_by_other(job, actor):
+            raise ClaimedByOther(job)
     ids = sorted({int(pk) for pk in frame_ids or ()})
     if ids:
         found = set(Frame.objects.filter(job=job, pk__in=ids).values_list("pk", flat=True))
@@ -125,9 +133,11 @@ def sweep(now=None) -> int:
 
 def _take(feedback_id: int) -> bool:
     """Hold a due pending request for one worker (one conditional UPDATE); the hold lasts
-    LEASE_SECONDS, after which the sweeper hands it on (a worker that died)."""
+    LOST_AFTER (LEASE_SECONDS if longer), after which the sweeper hands it on (a worker
+    that died). Not renewed, so longer than any one send (a provider call and its
+    timeouts): a job's lease is short because a heartbeat renews it."""
     now = timezone.now()
-    until = now + timedelta(seconds=moderation_settings.LEASE_SECONDS)
+    until = now + max(LOST_AFTER, timedelta(seconds=moderation_settings.LEASE_SECONDS))
     return bool(FeedbackRequest.objects.filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
         pk=feedback_id, status=State.PENDING,

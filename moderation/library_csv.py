@@ -1,6 +1,10 @@
 """Hash-list CSV: the format hash-sharing tools (ThreatExchange and its ``hma``/``tx`` tools)
 read and write: one hex PDQ hash per line, optionally followed by ``label``, ``note`` and
 ``list_type`` columns. Used by the libraries admin and ``manage.py moderation_libraries``.
+
+Exported cells that a spreadsheet would run as a formula (starting with ``= + - @``, a tab
+or a carriage return: CSV injection) get a leading apostrophe; an import takes that
+apostrophe off again, so an export imports back unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,19 @@ LIST_TYPES = {choice.value for choice in HashEntry.ListType}
 #: names a first line may carry as a header (ours, and common hash-list exports)
 HEADERS = {"pdq", "hash", "pdq_hash", "signal", "signal_value", "indicator"}
 EXPORT_COLUMNS = ("pdq", "label", "note", "list_type")
+#: first characters that make a spreadsheet evaluate a cell
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value) -> str:
+    """A cell a spreadsheet shows as text: a formula-like value gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def restore(cell: str) -> str:
+    """The value of a cell written by :func:`neutralise`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 @dataclass
@@ -31,7 +48,7 @@ def parse_csv(text: str, *, list_type: str = "block", label: str = "",
     parsed = ParsedCsv()
     seen: set[tuple[str, str]] = set()
     for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        cells = [cell.strip() for cell in row]
+        cells = [restore(cell.strip()) for cell in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
         value = cells[0].lower()
@@ -89,7 +106,7 @@ def csv_rows(queryset):
     def line(row) -> str:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(row)
+        writer.writerow([neutralise(cell) for cell in row])
         return buffer.getvalue()
 
     yield line(EXPORT_COLUMNS)

@@ -91,11 +91,11 @@ def save_adhoc_input(data_id: str, name: str, content: bytes) -> str:
     from django.core.files.base import ContentFile
     from django.utils import timezone
 
-    from .storage import evidence_storage
+    from .storage import save_evidence
 
     day = timezone.now().strftime("%Y/%m/%d")
     safe = PurePosixPath(name).name or "input"
-    return evidence_storage().save(f"inputs/{day}/{data_id}/{safe}", ContentFile(content))
+    return save_evidence(f"inputs/{day}/{data_id}/{safe}", ContentFile(content))
 
 
 def adhoc_media(job) -> Media:

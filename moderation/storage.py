@@ -7,13 +7,23 @@ on purpose, so a template cannot leak it.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils.functional import LazyObject, empty
 
 from .conf import moderation_settings
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class PrivateFileSystemStorage(FileSystemStorage):
@@ -47,3 +57,58 @@ def get_evidence_storage() -> Storage:
 def reset() -> None:
     evidence_storage.cache_clear()
     LazyEvidence._wrapped = empty
+
+
+# --- no orphans: evidence written for a transaction that fails is deleted -----------------
+
+#: the names saved by :func:`save_evidence` in each open :func:`discard_on_failure` block
+_written: ContextVar[tuple[list[str], ...]] = ContextVar("moderation_evidence_written",
+                                                          default=())
+
+
+def save_evidence(name: str, content: File) -> str:
+    """Save to evidence storage; the stored name is remembered by every open
+    :func:`discard_on_failure` block, so that a failure can take it back."""
+    stored = evidence_storage().save(name, content)
+    for names in _written.get():
+        names.append(stored)
+    return stored
+
+
+def discard(names: Iterable[str]) -> None:
+    """Delete evidence files nothing refers to; a file that cannot be deleted is logged."""
+    storage = evidence_storage()
+    for name in names:
+        try:
+            storage.delete(name)
+        except Exception:  # best effort: the original error matters more
+            logger.exception("could not delete orphaned evidence %r", name)
+
+
+@contextmanager
+def discard_on_failure() -> Iterator[list[str]]:
+    """Evidence saved inside the block is deleted if the block raises: files are written
+    before the database transaction that refers to them (no file I/O under a row lock), so
+    a transaction that fails, at any statement or at commit, must take them back. Put the
+    whole transaction inside the block."""
+    names: list[str] = []
+    token = _written.set((*_written.get(), names))
+    try:
+        yield names
+    except BaseException:
+        discard(names)
+        raise
+    finally:
+        _written.reset(token)
+
+
+def discards_evidence_on_failure(function: F) -> F:
+    """Decorator form of :func:`discard_on_failure` for a function that writes evidence and
+    then runs its transaction."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with discard_on_failure():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -10,9 +10,10 @@ URL (under /admin/moderation/job/)  permission     what
 ``<id>/skip/`` POST            review_job         release the claim, open the next item
 ``<id>/claim/`` POST           review_job         renew the claim (the open page's heartbeat)
 ``<id>/release/`` POST         review_job         release the claim, back to the queue
-``<id>/feedback/`` POST        send_feedback      ``feedback.request_feedback``
+``<id>/feedback/`` POST        view_job and       ``feedback.request_feedback`` (refused on an
+                               send_feedback      item another moderator holds, like a decision)
 ``<id>/raw/``                  view_job           the raw provider result as JSON
-``console/preferences/`` POST  view_job           blur / reveal flagged imagery
+``console/preferences/`` POST  view_job           blur / reveal flagged imagery (one's own)
 =============================  =================  ==========================================
 
 Every view goes through ``admin_site.admin_view`` (staff login, CSRF on POST) and answers
@@ -209,6 +210,7 @@ class ReviewConsoleMixin:
     # --- feedback --------------------------------------------------------------------------
 
     def feedback_view(self, request, object_id: int):
+        require(request, VIEW)
         require(request, FEEDBACK)
         from .. import feedback
 
@@ -226,6 +228,9 @@ class ReviewConsoleMixin:
                                             scenes=scenes,
                                             note=request.POST.get("note", "").strip()[:500],
                                             actor=request.user)
+        except review.ClaimedByOther:
+            messages.error(request, _("Another moderator is reviewing job %(id)s: feedback "
+                                      "not sent.") % {"id": job.pk})
         except (ValueError, LookupError) as exc:
             messages.error(request, _("Feedback not sent: %(error)s") % {"error": exc})
         else:

@@ -221,8 +221,13 @@ class JobAdmin(ReviewConsoleMixin, admin.ModelAdmin):
     def label_text(self, obj):
         return ", ".join(obj.labels) or "-"
 
+    def has_retry_permission(self, request) -> bool:
+        """Retrying changes a job and spends provider calls: ``moderation.change_job`` (the
+        job form stays read-only whatever the permission, see has_change_permission)."""
+        return request.user.has_perm("moderation.change_job")
+
     @admin.action(description=_("Retry selected failed or expired jobs"),
-                  permissions=["view"])
+                  permissions=["retry"])
     def retry_jobs(self, request, queryset):
         jobs = queryset.filter(status__in=(Status.FAILED, Status.EXPIRED))
         count = sum(1 for job in jobs if pipeline.retry(job, actor=request.user))

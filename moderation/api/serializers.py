@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from ..conf import moderation_settings
 from ..models import (
     AudioSlice,
     Decision,
@@ -18,8 +19,13 @@ from ..models import (
 )
 
 
-def _absolute(request, url: str) -> str:
-    return request.build_absolute_uri(url) if request is not None else url
+def public_url(path: str) -> str:
+    """``path`` (a site path from ``reverse``) under ``PUBLIC_BASE_URL`` when that is set,
+    else the path itself, which a client resolves against the URL it called. Never built
+    from the request's ``Host`` header: a client chooses that header, and with a permissive
+    ``ALLOWED_HOSTS`` a forged one would hand out links to another site."""
+    base = str(moderation_settings.PUBLIC_BASE_URL or "").rstrip("/")
+    return f"{base}{path}" if base else path
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -55,12 +61,10 @@ class JobDetailSerializer(JobSerializer):
         read_only_fields = fields
 
     def get_frames_url(self, job: Job) -> str:
-        return _absolute(self.context.get("request"),
-                         reverse("moderation-api:job-frames", args=[job.pk]))
+        return public_url(reverse("moderation-api:job-frames", args=[job.pk]))
 
     def get_slices_url(self, job: Job) -> str:
-        return _absolute(self.context.get("request"),
-                         reverse("moderation-api:job-slices", args=[job.pk]))
+        return public_url(reverse("moderation-api:job-slices", args=[job.pk]))
 
 
 class FrameLabelSerializer(serializers.ModelSerializer):
@@ -83,8 +87,7 @@ class FrameSerializer(serializers.ModelSerializer):
         """The permission-checked evidence view (view_job), never a public file."""
         if not frame.thumbnail:
             return None
-        return _absolute(self.context.get("request"),
-                         reverse("moderation:frame-thumbnail", args=[frame.pk]))
+        return public_url(reverse("moderation:frame-thumbnail", args=[frame.pk]))
 
 
 class SliceLabelSerializer(serializers.Serializer):
@@ -109,8 +112,7 @@ class AudioSliceSerializer(serializers.ModelSerializer):
     def get_clip_url(self, part: AudioSlice) -> str | None:
         if not part.clip:
             return None
-        return _absolute(self.context.get("request"),
-                         reverse("moderation:slice-clip", args=[part.pk]))
+        return public_url(reverse("moderation:slice-clip", args=[part.pk]))
 
 
 #: The two decisions a moderator (or a script) can take.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from django.db import transaction
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -22,8 +25,10 @@ from .. import pipeline, review
 from ..models import AudioSlice, Frame, HashEntry, Job
 from ..operations.stats import label_counts
 from ..providers import UnknownProvider, get_provider
+from ..storage import discard_on_failure
 from . import serializers as s
 from .filters import JOB_FILTERS, filter_jobs, parse_moment
+from .outage import OutageAware
 from .permissions import (
     CanModerate,
     CanReview,
@@ -37,9 +42,24 @@ MAX_WAIT = 30.0
 
 
 class Pages(PageNumberPagination):
+    """Page links under ``PUBLIC_BASE_URL`` (or relative), never from the ``Host`` header."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_next_link(self) -> str | None:
+        return _rebased(super().get_next_link())
+
+    def get_previous_link(self) -> str | None:
+        return _rebased(super().get_previous_link())
+
+
+def _rebased(link: str | None) -> str | None:
+    if link is None:
+        return None
+    parts = urlsplit(link)
+    return s.public_url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 SINCE = OpenApiParameter("since", OpenApiTypes.DATETIME,
@@ -48,7 +68,7 @@ UNTIL = OpenApiParameter("until", OpenApiTypes.DATETIME, description="default: n
 
 
 @extend_schema(parameters=JOB_FILTERS)
-class JobViewSet(viewsets.ReadOnlyModelViewSet):
+class JobViewSet(OutageAware, viewsets.ReadOnlyModelViewSet):
     """Jobs, newest first; filters in the query string. Frames and slices are paginated
     sub-resources, so a 2-hour video is never one response."""
 
@@ -100,11 +120,11 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(s.JobDetailSerializer(job, context={"request": request}).data)
 
     @extend_schema(parameters=[], request=s.FeedbackSerializer,
-                   responses={202: s.FeedbackStatusSerializer})
+                   responses={202: s.FeedbackStatusSerializer, 409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], permission_classes=[CanSendFeedback])
     def feedback(self, request, pk=None):
         """Queue feedback to the job's provider (allow/block lists); see its status later
-        in the admin."""
+        in the admin. A job another moderator is reviewing answers 409, like a decision."""
         from ..feedback import request_feedback
 
         job = self.get_object()
@@ -115,16 +135,23 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
             feedback = request_feedback(job, data["decision"], frame_ids=data.get("frame_ids"),
                                         scenes=data.get("scenes"), note=data.get("note", ""),
                                         actor=request.user)
+        except review.ClaimedByOther as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(s.FeedbackStatusSerializer(feedback).data,
                         status=status.HTTP_202_ACCEPTED)
 
 
-class ModerateView(APIView):
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class ModerateView(OutageAware, APIView):
     """Moderate an uploaded file or a URL on demand. The job is queued for the workers;
     ``?wait=N`` (up to 30 s) waits for its result when it is quick. 201 when finished,
-    202 while it is still being worked on."""
+    202 while it is still being worked on.
+
+    The upload is stored before the job row; the view runs its own transaction (even
+    under ``ATOMIC_REQUESTS``) inside ``discard_on_failure``, so a transaction that fails,
+    at commit too, leaves no orphaned file (and the client gets a 503)."""
 
     permission_classes = [CanModerate]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
@@ -148,11 +175,12 @@ class ModerateView(APIView):
             raise ValidationError({"provider": str(exc)}) from exc
         upload = data.get("file")
         try:
-            job = pipeline.create_adhoc_job(
-                kind=data.get("kind"), name=upload.name if upload else "",
-                content=upload.read() if upload else None, url=data.get("url") or "",
-                provider=provider, scenes=data.get("scenes"),
-            )
+            with discard_on_failure(), transaction.atomic():
+                job = pipeline.create_adhoc_job(
+                    kind=data.get("kind"), name=upload.name if upload else "",
+                    content=upload.read() if upload else None, url=data.get("url") or "",
+                    provider=provider, scenes=data.get("scenes"),
+                )
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         deadline = time.monotonic() + wait
@@ -184,7 +212,7 @@ def _period(params) -> tuple:
     return since, until
 
 
-class LabelCountsView(APIView):
+class LabelCountsView(OutageAware, APIView):
     """How many finished jobs carried each label in a period, most frequent first."""
 
     permission_classes = [CanViewJobs]
@@ -197,7 +225,7 @@ class LabelCountsView(APIView):
         return Response(s.LabelCountSerializer(rows, many=True).data)
 
 
-class TimelineView(APIView):
+class TimelineView(OutageAware, APIView):
     """Jobs per day and suggestion in a period (a chart's data)."""
 
     permission_classes = [CanViewJobs]
@@ -211,7 +239,7 @@ class TimelineView(APIView):
         return Response(s.TimelineSerializer(rows, many=True).data)
 
 
-class HashEntryViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin,
+class HashEntryViewSet(OutageAware, mixins.CreateModelMixin, mixins.UpdateModelMixin,
                        mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Allow- and block-list entries (PDQ hashes) of the similar-image libraries."""
 

@@ -28,6 +28,7 @@ from ..models import (
 from ..policy import apply_block, apply_unblock, suggestion_for
 from ..providers import MediaError, Result
 from ..registry import Registration, registry
+from ..storage import discard, discards_evidence_on_failure, save_evidence
 from .jobs import log
 
 Action = ReviewEvent.Action
@@ -36,6 +37,7 @@ Action = ReviewEvent.Action
 # --- ingest and decide --------------------------------------------------------------------
 
 
+@discards_evidence_on_failure  # a failed transaction leaves no orphaned evidence files
 def ingest(job: Job, result: Result, raw: Any = None) -> Job:
     """Store a finished result as rows (replacing earlier rows) and apply the policy."""
     if result.status == "failed":
@@ -44,6 +46,7 @@ def ingest(job: Job, result: Result, raw: Any = None) -> Job:
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status not in UNFINISHED:
+            discard(evidence.values())  # nothing will refer to them
             return locked  # cancelled meanwhile, or a late duplicate
         locked.frames.all().delete()
         locked.slices.all().delete()
@@ -82,9 +85,6 @@ def _summary(parts) -> dict[str, int]:
 
 def _store_evidence(job: Job, result: Result) -> dict[tuple[str, int], str]:
     """Save thumbnails and clips to evidence storage before the transaction (file I/O)."""
-    from ..storage import evidence_storage
-
-    storage = evidence_storage()
     keep_all = moderation_settings.THUMBNAIL_ALL_FRAMES
     stored: dict[tuple[str, int], str] = {}
     day = timezone.now().strftime("%Y/%m/%d")
@@ -93,14 +93,14 @@ def _store_evidence(job: Job, result: Result) -> dict[tuple[str, int], str]:
             data = _evidence_bytes(frame.image)
             if data:
                 name = f"frames/{day}/job{job.pk}-{i}-{int(frame.offset * 1000)}.jpg"
-                stored[("frame", i)] = storage.save(name, ContentFile(data))
+                stored[("frame", i)] = save_evidence(name, ContentFile(data))
     for i, part in enumerate(result.slices):
         if part.risk_level != "none":
             data = _evidence_bytes(part.audio)
             if data:
                 suffix = ".wav" if isinstance(part.audio, bytes) else _suffix(part.audio)
                 name = f"clips/{day}/job{job.pk}-{i}-{int(part.start * 1000)}{suffix}"
-                stored[("slice", i)] = storage.save(name, ContentFile(data))
+                stored[("slice", i)] = save_evidence(name, ContentFile(data))
     return stored
 
 

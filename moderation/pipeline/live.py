@@ -15,6 +15,7 @@ from ..models import UNFINISHED, Job, ReviewEvent, Status
 from ..policy import apply_block, suggestion_for
 from ..providers import Result
 from ..providers.result import worst_risk
+from ..storage import discard, discards_evidence_on_failure
 from .ingest import (
     _after_commit,
     _store_evidence,
@@ -60,6 +61,7 @@ def follow_stream(job: Job, partials, lease: Lease | None) -> str:
     return "done"
 
 
+@discards_evidence_on_failure  # a failed transaction leaves no orphaned evidence files
 def ingest_partial(job: Job, partial: Result, progress: Result, already_blocked: bool) -> bool:
     """Append one chunk's rows; returns whether the content is blocked by now."""
     evidence = _store_evidence(job, partial)
@@ -69,6 +71,7 @@ def ingest_partial(job: Job, partial: Result, progress: Result, already_blocked:
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status not in UNFINISHED:
+            discard(evidence.values())  # nothing will refer to them
             return already_blocked
         _write_frames(locked, partial, evidence)
         _write_slices(locked, partial, evidence)
