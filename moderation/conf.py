@@ -37,8 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 3600,
     "POLL_INTERVAL": 30,  # seconds before the first poll of an asynchronous provider
     "POLL_INTERVAL_MAX": 300,  # polls back off to a quarter of the time waited, up to this
-    # A worker holds a job for at most this long; after that the sweeper hands it on.
-    "LEASE_SECONDS": 900,
+    # A worker's hold on a job, renewed every third of it while the step runs; a dead
+    # worker's job is handed on by the sweeper once this much time has passed unrenewed.
+    "LEASE_SECONDS": 30,
     # A moderator who opens a review item holds it this long (nobody else gets it).
     "REVIEW_CLAIM_SECONDS": 600,
     # django-q2 schedule that re-enqueues due, stuck or lost jobs (created on migrate).

@@ -98,11 +98,14 @@ class JobQuerySet(models.QuerySet):
 
     def needing_enqueue(self, now, overdue_before) -> JobQuerySet:
         """Due jobs with no live task on the queue: never enqueued, enqueued before
-        their retry time, or enqueued so long ago that the task must be lost."""
+        their retry time, enqueued so long ago that the task must be lost, or whose lease
+        ran out unreleased since their last enqueue (the worker running the task died: a
+        live one renews its lease, and releases it at the end)."""
         return self.due(now).filter(
             Q(enqueued_at__isnull=True)
             | Q(enqueued_at__lt=F("next_attempt_at"))
             | Q(enqueued_at__lte=overdue_before)
+            | Q(lease_until__isnull=False, enqueued_at__lt=F("lease_until"))
         )
 
     def review_pending(self) -> JobQuerySet:

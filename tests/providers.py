@@ -58,3 +58,20 @@ class SlottedProvider(ScriptedProvider):
     @property
     def max_unfinished_tasks(self):
         return self.options.get("VIDEO_TASK_LIMIT")
+
+
+class WorkerKillingProvider(Provider):
+    """Kills the process that calls it (SIGKILL), like an engine the kernel's OOM killer
+    stops mid-job. Only for a real qcluster worker: never call it in the test process.
+    Each call first appends a line to OPTIONS ``TALLY`` (a file path), to count them."""
+
+    capabilities = frozenset({"image", "sync"})
+    default_scenes = ("porn",)
+
+    def submit(self, media, request):
+        import os
+        import signal
+
+        with open(self.options["TALLY"], "a") as tally:
+            tally.write(f"{os.getpid()}\n")
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from .. import pipeline
-from ..conf import moderation_settings
 from ..models import UNFINISHED, FeedbackRequest, Job, Status
+from ..pipeline.jobs import lost_before
 from .common import BadInput, check_number, check_provider, chunks, selected_jobs
 
 # --- one pass over due work ---------------------------------------------------------------
@@ -34,11 +34,7 @@ def poll_once(*, limit: int = 100, enqueue: bool = False, provider: str | None =
     check_number(limit, "--limit")
     check_provider(provider)
     now = now or timezone.now()
-    if enqueue:
-        overdue = now - timedelta(seconds=moderation_settings.LEASE_SECONDS)
-        jobs = Job.objects.needing_enqueue(now, overdue)
-    else:
-        jobs = Job.objects.due(now)
+    jobs = Job.objects.needing_enqueue(now, lost_before(now)) if enqueue else Job.objects.due(now)
     if provider:
         jobs = jobs.filter(provider=provider)
     due = jobs.count()

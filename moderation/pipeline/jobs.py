@@ -12,7 +12,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
-from ..conf import moderation_settings
 from ..media import guess_kind, save_adhoc_input
 from ..models import UNFINISHED, Job, ReviewEvent, Status
 from ..registry import Registration
@@ -150,11 +149,23 @@ def enqueue(job_id: int) -> None:
     tasks.enqueue_job(job_id)
 
 
+#: A task still queued this long after its enqueue is taken for lost (the Redis broker drops
+#: the task of a worker that dies before it leased the job). Not LEASE_SECONDS: a backlog
+#: that waits its turn must not be enqueued again and again. A worker that died holding
+#: the lease is found sooner, by its lease running out (``needing_enqueue``).
+LOST_TASK_SECONDS = 900
+
+
+def lost_before(now):
+    """Tasks enqueued before this time and not yet run are taken for lost."""
+    return now - timedelta(seconds=LOST_TASK_SECONDS)
+
+
 def sweep(now=None) -> int:
     """Re-enqueue due, stuck or lost jobs; returns how many. Run by a schedule."""
     now = now or timezone.now()
-    overdue = now - timedelta(seconds=moderation_settings.LEASE_SECONDS)
-    ids = list(Job.objects.needing_enqueue(now, overdue).values_list("pk", flat=True)[:1000])
+    ids = list(Job.objects.needing_enqueue(now, lost_before(now))
+               .values_list("pk", flat=True)[:1000])
     for job_id in ids:
         enqueue(job_id)
     return len(ids)
@@ -176,6 +187,6 @@ def retry(job: Job, actor=None) -> Job:
 
 
 __all__ = [
-    "cancel_field_jobs", "cancel_object_jobs", "create_adhoc_job", "create_job", "enqueue",
-    "last_job", "log", "retry", "sweep",
+    "LOST_TASK_SECONDS", "cancel_field_jobs", "cancel_object_jobs", "create_adhoc_job",
+    "create_job", "enqueue", "last_job", "log", "lost_before", "retry", "sweep",
 ]

@@ -50,8 +50,9 @@ def follow_stream(job: Job, partials, lease: Lease | None) -> str:
             if Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists():
                 return "cancelled"
             blocked = ingest_partial(job, partial, progress, already_blocked=blocked)
-            if lease is not None:
-                lease.renew()
+            if lease is not None and not lease.renew():  # cancelled, or taken over
+                cancelled = Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists()
+                return "cancelled" if cancelled else "lost"
             if partial.status == "done":
                 break
     finally:

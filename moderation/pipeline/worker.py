@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
+from django.db import DatabaseError, connection, connections
+from django.db.models import Case, F, PositiveIntegerField, Q, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -41,31 +46,97 @@ Action = ReviewEvent.Action
 # --- the worker's step --------------------------------------------------------------------
 
 
+class LeaseLost(Exception):
+    """Another holder has the job now (our lease ran out, or the job was cancelled)."""
+
+
 class Lease:
-    """A worker's hold on a job: taken with one conditional UPDATE, renewed by long
-    steps (live streams), released at the end."""
+    """A worker's hold on a job: taken with one conditional UPDATE, renewed by a heartbeat
+    while the step runs, released at the end.
+
+    A lease that is not renewed ends after ``LEASE_SECONDS``: that is how long a job stays
+    with a worker that died. Taking it for a step that submits counts the attempt in the
+    same UPDATE, so a job whose work kills its worker every time still reaches
+    ``MAX_ATTEMPTS`` (the worker never gets to count it afterwards).
+    """
 
     def __init__(self, job_id: int):
         self.job_id = job_id
         self.until = None
+        self.lost = False
+        self._lock = threading.Lock()
 
     def _new_until(self):
         return timezone.now() + timedelta(seconds=moderation_settings.LEASE_SECONDS)
 
     def take(self) -> bool:
         until = self._new_until()
-        if Job.objects.due().filter(pk=self.job_id).update(lease_until=until):
+        submitting = (Q(status=Status.PENDING) | Q(provider_task_id__isnull=True)
+                      | Q(provider_task_id=""))
+        counted = Case(When(submitting, then=F("attempts") + 1), default=F("attempts"),
+                       output_field=PositiveIntegerField())
+        if Job.objects.due().filter(pk=self.job_id).update(lease_until=until, attempts=counted):
             self.until = until
             return True
         return False
 
-    def renew(self) -> None:
-        until = self._new_until()
-        if Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=until):
-            self.until = until
+    def renew(self) -> bool:
+        """Extend the lease; False (and ``lost``) when someone else holds the job now."""
+        with self._lock:
+            if self.lost:
+                return False
+            until = self._new_until()
+            if Job.objects.filter(pk=self.job_id, lease_until=self.until).update(
+                    lease_until=until):
+                self.until = until
+            else:
+                self.lost = True
+            return not self.lost
+
+    def check(self) -> None:
+        """A safe point of a long step: give up if the job has another holder by now."""
+        if self.lost:
+            raise LeaseLost(f"job {self.job_id} is held by another worker now")
 
     def release(self) -> None:
-        Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=None)
+        with self._lock:
+            Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=None)
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew the lease every third of ``LEASE_SECONDS`` while the block runs.
+
+        Not inside a transaction: there the lease is not committed, so no other worker
+        can see it (nor take the job), and another connection could not renew it.
+        """
+        if connection.in_atomic_block:
+            yield
+            return
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True,
+                                name=f"moderation-lease-{self.job_id}")
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+
+    def _beat(self, stop: threading.Event) -> None:
+        interval = moderation_settings.LEASE_SECONDS / 3
+        wait = interval
+        try:
+            while not stop.wait(wait):
+                try:
+                    if not self.renew():
+                        logger.warning("job %s: lease lost to another holder", self.job_id)
+                        return
+                    wait = interval
+                except DatabaseError as exc:  # e.g. SQLite busy: try again soon
+                    logger.warning("job %s: lease not renewed (%s)", self.job_id, exc)
+                    wait = min(interval, 2.0)
+        finally:
+            connections.close_all()  # this thread's own connections
 
 
 def process(job_id: int) -> str:
@@ -75,11 +146,20 @@ def process(job_id: int) -> str:
         return "skipped"
     job = Job.objects.get(pk=job_id)
     try:
-        # SUBMITTED without a task id: a task slot was claimed but the submission did not
-        # get through (a crash between the two), so it is submitted again.
-        if job.status == Status.PENDING or not job.provider_task_id:
-            return submit(job, lease)
-        return poll(job)
+        if job.attempts > moderation_settings.MAX_ATTEMPTS:
+            return worker_lost(job)
+        with lease.heartbeat():
+            # SUBMITTED without a task id: a task slot was claimed but the submission did
+            # not get through (a crash between the two), so it is submitted again.
+            if job.status == Status.PENDING or not job.provider_task_id:
+                return submit(job, lease)
+            return poll(job)
+    except LeaseLost:
+        job.refresh_from_db(fields=["status"])
+        if job.status == Status.CANCELLED:
+            return "cancelled"
+        logger.warning("job %s: gave up its step, another worker holds it", job.pk)
+        return "lost"
     except ModerationError as exc:
         return handle_error(job, exc)
     except Exception as exc:  # a bug or a crash in an engine: visible, retryable
@@ -88,6 +168,18 @@ def process(job_id: int) -> str:
         return handle_error(job, error)
     finally:
         lease.release()
+
+
+def worker_lost(job: Job) -> str:
+    """Every attempt so far was taken and never finished: the worker died each time
+    (killed, out of memory). Fail the job instead of handing it on forever."""
+    job.attempts = moderation_settings.MAX_ATTEMPTS  # the one just counted was not tried
+    job.save(update_fields=["attempts", "updated_at"])
+    error = ModerationError(
+        f"the worker stopped during each of {job.attempts} attempts (killed or out of "
+        "memory?)", code="worker_lost")
+    job.error_code, job.error_message = error.code, error.message
+    return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
 
 
 def media_of(job: Job) -> Media | None:
@@ -116,9 +208,8 @@ def submit(job: Job, lease: Lease | None = None) -> str:
             raise MediaError(f"file {job.file_name!r} is missing from storage",
                              code="file_missing") from exc
         job.file_size = media.size
-    job.attempts += 1
-    job.submitted_at = timezone.now()
-    job.save(update_fields=["sha256", "file_size", "attempts", "submitted_at", "updated_at"])
+    job.submitted_at = timezone.now()  # the attempt was counted when the lease was taken
+    job.save(update_fields=["sha256", "file_size", "submitted_at", "updated_at"])
 
     earlier = reusable_result(job)
     if earlier is not None:
@@ -144,6 +235,8 @@ def submit(job: Job, lease: Lease | None = None) -> str:
     if job.media_kind == MediaKind.LIVE:
         return follow_stream(job, provider.stream(media, request), lease)
     result = provider.submit(media, request)
+    if lease is not None:
+        lease.check()  # taken over while the provider worked: the new holder finishes
     _after_commit(signals.job_submitted, job)
     log(job, Action.SUBMITTED)
     if result.finished:
@@ -347,8 +440,7 @@ def _finish_unsuccessfully(job: Job, status: str, action: str, error: Moderation
 
 
 __all__ = [
-    "TERMINAL_ERRORS", "Lease", "backoff_seconds", "build_request", "cancel_at_provider",
-    "claim_task_slot",
-    "copy_evidence_and_ingest", "handle_error", "media_of", "poll", "process",
-    "reusable_result", "submit",
+    "TERMINAL_ERRORS", "Lease", "LeaseLost", "backoff_seconds", "build_request",
+    "cancel_at_provider", "claim_task_slot", "copy_evidence_and_ingest", "handle_error",
+    "media_of", "poll", "process", "reusable_result", "submit", "worker_lost",
 ]

@@ -102,7 +102,8 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
                 "forkserver" if "forkserver" in methods else "spawn"
             )
             pool = _pools[workers] = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_child
+                max_workers=workers, mp_context=context, initializer=_init_child,
+                initargs=(os.getpid(),),
             )
             _stop_pools_at_exit()
         return pool
@@ -157,9 +158,13 @@ def shutdown_pools() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _init_child() -> None:
-    """Give a fresh child usable settings: risk_of reads MODERATION (redone in the parent)."""
+def _init_child(owner_pid: int | None = None) -> None:
+    """Tie a fresh child's life to the process that owns the pool, and give it usable
+    settings: risk_of reads MODERATION (redone in the parent)."""
     from django.conf import settings
+
+    if owner_pid is not None:
+        exit_with(owner_pid)
 
     if os.environ.get("DJANGO_SETTINGS_MODULE"):
         try:
@@ -169,6 +174,43 @@ def _init_child() -> None:
             pass
     if not settings.configured:
         settings.configure()
+
+
+def exit_with(owner_pid: int) -> None:
+    """End this process as soon as ``owner_pid`` ends (a daemon thread watches it).
+
+    A pool child's parent is the forkserver, not the owner, so it is never told of the
+    owner's death (PR_SET_PDEATHSIG would watch the forkserver), and the forkserver
+    outlives the owner: every child holds the write end of its "alive" pipe, and a child
+    waits for work on a queue whose write end it holds too (so with ``spawn`` as well).
+    After a ``kill -9`` of a django-q2 worker its children (~500 MB each), forkserver and
+    resource tracker stayed for good; now the children exit, then the other two follow.
+    """
+    threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True,
+                     name="moderation-owner-watch").start()
+
+
+def _watch_owner(owner_pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(owner_pid)  # Linux 5.3+: readable when the process ends
+    except (AttributeError, OSError):  # elsewhere (or already gone): look once a second
+        while _alive(owner_pid):
+            time.sleep(1.0)
+    else:
+        import select
+
+        select.select([pidfd], [], [])
+    os._exit(0)  # no cleanup: the owner, and so this child's work, is gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (the pid was reused)
+        return False
+    return True
 
 
 # --- Tasks (run in a worker; arguments and results cross a process boundary) -------------
