@@ -170,8 +170,9 @@ def test_demo_script_binds_to_loopback_unless_told(tmp_path):
 
 
 def test_demo_server_with_debug_off(tmp_path):
-    """runserver as .ci/demo starts it: the admin's static files are served (--insecure),
-    a foreign Host header is refused, uploads are not served from MEDIA_ROOT."""
+    """runserver as .ci/demo starts it, system checks included (E004 would stop it): the
+    admin's static files are served (--insecure), a foreign Host header is refused, uploads
+    are not served from MEDIA_ROOT."""
     import subprocess
     import sys
     import time
@@ -189,7 +190,7 @@ def test_demo_server_with_debug_off(tmp_path):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload",
-         "--insecure", "--skip-checks"],
+         "--insecure"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
