@@ -246,3 +246,11 @@ def test_only_the_players_keep_their_origin():
     for content_type in ("video/mp4", "audio/mpeg"):
         policy = security_policy(content_type)
         assert policy.startswith("sandbox allow-same-origin;") and "allow-scripts" not in policy
+
+
+def test_non_ascii_names_round_trip_through_the_url(client):
+    post = _post("été vidéo.mp4", b"accents")
+    _settle(post, "none")
+    assert "%C3%A9" in post.video.url
+    response = client.get(post.video.url)
+    assert response.status_code == 200 and _body(response) == b"accents"
