@@ -17,6 +17,7 @@
 | moderation.E013 | ALLOWED_NETWORKS is not a list of IP networks (CIDR)             |
 | moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
+| moderation.E019 | LEASE_SECONDS under 3 s, SWEEPER_MINUTES not a whole number >= 1  |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 | moderation.W003 | a provider refused our credentials in the last 24 h (database)  |
@@ -167,6 +168,25 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_task_timeout())
     errors.extend(_check_allowed_networks())
     errors.extend(_check_max_duration())
+    errors.extend(_check_lease())
+    return errors
+
+
+def _check_lease():
+    """E019: the job lease (renewed every third of it) and the sweeper's cadence
+    (pipeline/worker.py, schedule.py)."""
+    errors = []
+    lease = moderation_settings.LEASE_SECONDS
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or lease < 3:
+        errors.append(Error(
+            f"MODERATION['LEASE_SECONDS'] = {lease!r} is not a number of seconds >= 3.",
+            hint="30 hands a dead worker's job on within about a minute.",
+            id="moderation.E019"))
+    minutes = moderation_settings.SWEEPER_MINUTES
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+        errors.append(Error(
+            f"MODERATION['SWEEPER_MINUTES'] = {minutes!r} is not a whole number >= 1.",
+            id="moderation.E019"))
     return errors
 
 

@@ -325,3 +325,15 @@ def test_a_job_that_kills_its_worker_every_time_fails_at_max_attempts(start_qclu
     assert (job.error_code, job.attempts) == ("worker_lost", 2)
     assert len(tally.read_text().split()) == 2  # the provider's work ran twice, not more
     assert cluster.poll() is None, "the cluster died"
+
+
+@pytest.mark.parametrize(("key", "value", "bad"), [
+    ("LEASE_SECONDS", 30, False), ("LEASE_SECONDS", 2.5, True), ("LEASE_SECONDS", "30", True),
+    ("SWEEPER_MINUTES", 1, False), ("SWEEPER_MINUTES", 0, True), ("SWEEPER_MINUTES", 0.5, True),
+])
+def test_bad_lease_or_sweeper_settings_are_reported(key, value, bad):
+    from moderation.checks import check_settings
+
+    with override_settings(MODERATION={**settings.MODERATION, key: value}):
+        ids = [error.id for error in check_settings()]
+    assert ("moderation.E019" in ids) is bad
