@@ -17,6 +17,7 @@
 | moderation.E013 | ALLOWED_NETWORKS is not a list of IP networks (CIDR)             |
 | moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
+| moderation.W017 | SM3 callbacks verified by the slow pure-Python fallback          |
 | moderation.E019 | LEASE_SECONDS under 3 s, SWEEPER_MINUTES not a whole number >= 1  |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
@@ -165,6 +166,7 @@ def check_settings(app_configs=None, **kwargs):
     if problem:
         errors.append(Error(f"MODERATION video defaults: {problem}", id="moderation.E010"))
     errors.extend(_check_evidence_location())
+    errors.extend(_check_sm3())
     errors.extend(_check_task_timeout())
     errors.extend(_check_allowed_networks())
     errors.extend(_check_max_duration())
@@ -240,6 +242,25 @@ def _check_allowed_networks():
                 id="moderation.E013",
             ))
     return errors
+
+
+def _check_sm3():
+    """W017: SM3 callback checksums through the pure-Python fallback cost seconds per MiB
+    (providers/aliyun/checksum.py; bench/callbacks.py)."""
+    from .providers.aliyun.checksum import SM3_IMPLEMENTATION
+
+    if SM3_IMPLEMENTATION != "python":
+        return []
+    users = sorted(alias for alias, conf in moderation_settings.providers.items()
+                   if str((conf.get("OPTIONS") or {}).get("CRYPT_TYPE", "")).upper() == "SM3")
+    if not users:
+        return []
+    return [Warning(
+        f"Provider(s) {', '.join(users)} verify callbacks with SM3, which this Python's "
+        "OpenSSL lacks: the pure-Python fallback takes about 6 s per MiB of callback.",
+        hint="pip install cryptography (it brings SM3), or use CRYPT_TYPE 'SHA256'.",
+        id="moderation.W017",
+    )]
 
 
 def _check_evidence_location():

@@ -350,3 +350,14 @@ def test_over_real_http_deep_nesting_is_a_short_400(live_server):
     head, _, rest = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and rest == b"refused"
     assert Job.objects.get(pk=job.pk).status == Status.SUBMITTED
+
+
+def test_sm3_through_the_python_fallback_is_warned_about(monkeypatch):
+    from django.core.checks import run_checks
+
+    conf = provider_settings()
+    conf["PROVIDERS"][ALIAS]["OPTIONS"]["CRYPT_TYPE"] = "SM3"
+    with override_settings(MODERATION=conf):
+        assert "moderation.W017" not in {m.id for m in run_checks()}
+        monkeypatch.setattr(checksum, "SM3_IMPLEMENTATION", "python")
+        assert "moderation.W017" in {m.id for m in run_checks()}

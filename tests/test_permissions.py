@@ -147,6 +147,8 @@ def test_console_feedback_on_an_item_claimed_by_another_is_refused(client):
     assert review.claim(job, holder)
     sender = staff("sender", "view_job", "send_feedback", "review_job")
     client.force_login(sender)
+    page = client.get(reverse("admin:moderation_job_review", args=[job.pk])).content.decode()
+    assert 'id="mod-feedback"' not in page and "feedback waits" in page
     url, data = console_posts(job)["feedback"]
     answer = client.post(url, data, follow=True)
     assert "Another moderator is reviewing" in answer.content.decode()
