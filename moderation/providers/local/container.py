@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from ..errors import MediaError
+from .duration import check_declared, check_reached
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -176,6 +177,7 @@ def probe(source: Source, max_duration: float | None = None) -> VideoInfo:
         if video is None and audio is None:
             raise MediaError("the file has neither a video nor an audio stream", code="no_streams")
         origin = (container.start_time or 0) / 1_000_000
+        check_declared((container.duration or 0) / 1_000_000, max_duration)
         keyframes, ends = _scan_packets(container, video, origin, max_duration)
         duration = _duration(container, ends)
         _check_complete(container, ends)
@@ -206,7 +208,6 @@ def _scan_packets(
     """Keyframe times of the video stream, and where each stream's packets end."""
     import av
 
-    from .duration import check_reached
 
     keyframes: list[float] = []
     ends: dict[Any, float] = {}
