@@ -10,9 +10,9 @@ between check and connect. A refused hop answers 403 and is recorded, so the str
 can end with ``forbidden_address`` instead of a stream that silently lost segments.
 
 One proxy per opened stream (a listening socket and a thread, well under a millisecond to
-start): the refusals belong to that job and nothing is shared between jobs. Bytes are
-relayed unchanged after the first request line; a client that reuses its connection keeps
-talking to the vetted upstream it was given.
+start): the refusals belong to that job and nothing is shared between jobs. A plain http
+request is forwarded with ``Connection: close`` (one request per connection, each vetted);
+a ``CONNECT`` tunnel carries TLS to the one vetted upstream it was opened for.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class GuardProxy:
                 if parts.query:
                     path += "?" + parts.query
                 line = f"{method} {path} {version}\r\n".encode("latin-1")
-                upstream.sendall(line + head.split(b"\r\n", 1)[1] + rest)
+                upstream.sendall(line + _one_request(head) + rest)
                 rest = b""
             if rest:
                 upstream.sendall(rest)
@@ -189,6 +189,16 @@ def _read_head(client: socket.socket) -> tuple[bytes | None, bytes]:
             return None, b""
     head, _, rest = data.partition(b"\r\n\r\n")
     return head + b"\r\n\r\n", rest
+
+
+def _one_request(head: bytes) -> bytes:
+    """The header lines with ``Connection: close``: one request per connection, so that
+    every request (its target host) reaches the proxy and is vetted, none rides unseen on a
+    kept-alive connection."""
+    hop_by_hop = (b"connection:", b"keep-alive:", b"proxy-connection:", b"proxy-authorization:")
+    lines = head.split(b"\r\n")[1:]
+    kept = [line for line in lines if line and not line.lower().startswith(hop_by_hop)]
+    return b"\r\n".join([*kept, b"Connection: close", b"", b""])
 
 
 def _request_line(head: bytes) -> tuple[str, str, str]:

@@ -9,6 +9,7 @@ refusal must mean it got none, not that it answered 404. Streams are read by rea
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import ipaddress
@@ -16,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +54,8 @@ class Host:
         host = self
 
         class Handler(SimpleHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections alive, as real servers do
+
             def do_GET(self) -> None:
                 host.paths.append(self.path)
                 if self.path in host.redirects:
@@ -290,6 +294,27 @@ def test_rtsp_goes_through_the_relay_to_the_vetted_server(rtsp_hosts):
     assert (job.status, job.error_code) == (Status.FAILED, "stream_unavailable")  # the 404
     url = f"rtsp://{PUBLIC}:{public.port}/live?token=1"
     assert public.requests == [f"OPTIONS {url} RTSP/1.0", f"DESCRIBE {url} RTSP/1.0"]
+
+
+def test_a_kept_alive_connection_cannot_carry_a_request_past_the_guard(served):
+    """A second request on the same client connection (keep-alive) must not reach a host
+    the proxy never vetted: each request gets its own upstream connection, then it closes."""
+    public, private = served
+    with (override_settings(MODERATION=GUARDED), GuardProxy() as proxy,
+          socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))) as s):
+        s.settimeout(5)
+        first = (f"GET {public.url}/key.bin HTTP/1.1\r\nHost: {PUBLIC}\r\n"
+                 "Connection: keep-alive\r\n\r\n")
+        s.sendall(first.encode())
+        answer = b""
+        while not answer.endswith(bytes(range(16))):
+            answer += s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        with contextlib.suppress(OSError):  # the proxy closes after the first answer
+            s.sendall(f"GET {private.url}/key.bin HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            s.recv(100)
+        time.sleep(0.3)
+    assert public.paths == ["/key.bin"] and private.paths == []
 
 
 def test_non_http_schemes_get_the_vetted_address_literal():
