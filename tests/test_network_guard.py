@@ -192,6 +192,16 @@ def test_an_encryption_key_on_a_private_host_is_refused(served, hls_root, key_ho
 
 
 @pytest.mark.django_db
+def test_an_encrypted_segment_on_a_private_host_is_refused(served, hls_root):
+    """AES-128 segments are read through FFmpeg's crypto protocol: it too uses the proxy."""
+    public, private = served
+    playlist = (hls_root / "encrypted.m3u8").read_text().replace("KEYURI", f"{public.url}/key.bin")
+    (hls_root / "enc_mixed.m3u8").write_text(
+        playlist.replace("\nenc1.ts", f"\n{private.url}/enc1.ts"))
+    assert_refused(run_stream_job(f"{public.url}/enc_mixed.m3u8"), private)
+
+
+@pytest.mark.django_db
 def test_the_first_url_naming_a_private_host_is_refused(served):
     public, private = served
     assert_refused(run_stream_job(f"http://localhost:{private.port}/index.m3u8"), private)
