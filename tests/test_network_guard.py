@@ -28,6 +28,7 @@ from django.core.checks import run_checks
 from django.forms import modelform_factory
 from django.test import override_settings
 
+from demo_project.blog.forms import PostForm
 from demo_project.blog.models import Post
 from moderation import pipeline
 from moderation.evidence import download
@@ -490,6 +491,13 @@ def test_the_stream_url_field_takes_the_documented_schemes(url, valid):
     form = modelform_factory(Post, fields=["title", "stream_url"])(
         data={"title": "live", "stream_url": url})
     assert form.is_valid() is valid, form.errors
+    demo_form = PostForm(data={"title": "live", "stream_url": url})  # the demo's own form
+    assert demo_form.is_valid() is valid, demo_form.errors
+
+
+def test_a_stream_url_without_a_scheme_is_taken_as_https():
+    form = PostForm(data={"title": "live", "stream_url": "cdn.example.com/live.m3u8"})
+    assert form.is_valid() and form.cleaned_data["stream_url"].startswith("https://")
 
 
 @pytest.mark.parametrize("networks", [["10.0.0.0/33"], ["not-a-network"], "10.0.0.0/8"])

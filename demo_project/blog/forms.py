@@ -1,14 +1,8 @@
 from django import forms
 
+from moderation.fields import StreamURLFormField
+
 from .models import Post
-
-
-class HttpsFirstURLField(forms.URLField):
-    """A URL typed without a scheme is taken as https (Django 6's default)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("assume_scheme", "https")
-        super().__init__(**kwargs)
 
 
 class PostForm(forms.ModelForm):
@@ -16,9 +10,10 @@ class PostForm(forms.ModelForm):
         model = Post
         fields = ["title", "image", "video", "stream_url"]
         widgets = {"stream_url": forms.URLInput(attrs={"placeholder": "https://…/index.m3u8"})}
-        field_classes = {"stream_url": HttpsFirstURLField}
+        field_classes = {"stream_url": StreamURLFormField}  # rtmp, rtsp, srt, http(s)
         help_texts = {"video": "A video file (MP4, MOV, AVI, FLV, TS ...).",
-                      "stream_url": "Instead of a file: a live stream (HLS .m3u8, RTMP, FLV)."}
+                      "stream_url": "Instead of a file: a live stream "
+                                    "(HLS .m3u8, RTMP, RTSP, SRT, FLV)."}
 
     def clean(self):
         data = super().clean()
