@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import ssl
 import statistics
 import subprocess
 import tempfile
@@ -28,10 +29,19 @@ class Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
+def serve(root: Path, tls: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.2", 0), functools.partial(Quiet, directory=str(root)))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.2:{server.server_address[1]}"
+    scheme = "https" if tls else "http"
+    return server, f"{scheme}://127.0.0.2:{server.server_address[1]}"
+
+
+def self_signed(root: Path) -> ssl.SSLContext:
+    from tests.test_network_guard import make_tls_context
+
+    return make_tls_context(root)
 
 
 def make_stream(root: Path, seconds: int) -> int:
@@ -69,28 +79,31 @@ def main(seconds: int, repeat: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="guard-bench-"))
     size = make_stream(root, seconds)
     server, base = serve(root)
-    url = f"{base}/index.m3u8"
+    tls_server, tls_base = serve(root, self_signed(root))
     print(f"# network guard overhead ({machine()})")
     print(f"HLS stream: {seconds} s, 720p, {size / 1e6:.1f} MB in {seconds // 2} segments; "
           f"median of {repeat}, interleaved")
     direct_settings = {"ALLOW_PRIVATE_ADDRESSES": True}
     guarded_settings = {"ALLOWED_NETWORKS": ["127.0.0.2/32"]}
-    walls: dict[str, list[float]] = {"direct": [], "guarded": []}
-    cpus: dict[str, list[float]] = {"direct": [], "guarded": []}
-    for _ in range(repeat):
-        for name, conf in (("direct", direct_settings), ("guarded", guarded_settings)):
-            with override_settings(MODERATION=conf):
-                w0, c0 = time.perf_counter(), time.process_time()
-                read_stream(url, guarded=name == "guarded")
-                walls[name].append(time.perf_counter() - w0)
-                cpus[name].append(time.process_time() - c0)
-    for name in walls:
-        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-        print(f"  {name:8s} {wall * 1000:8.1f} ms wall  {cpu * 1000:8.1f} ms CPU  "
-              f"{size / wall / 1e6:8.1f} MB/s  ({seconds / wall:6.0f}x real time)")
-    extra = statistics.median(walls["guarded"]) - statistics.median(walls["direct"])
-    print(f"  guard adds {extra * 1000:.1f} ms per {seconds} s of stream "
-          f"({extra / seconds * 1000:.2f} ms per stream second)")
+    for label, url in (("http", f"{base}/index.m3u8"), ("https", f"{tls_base}/index.m3u8")):
+        walls: dict[str, list[float]] = {"direct": [], "guarded": []}
+        cpus: dict[str, list[float]] = {"direct": [], "guarded": []}
+        for _ in range(repeat):
+            for name, conf in (("direct", direct_settings), ("guarded", guarded_settings)):
+                with override_settings(MODERATION=conf):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    read_stream(url, guarded=name == "guarded")
+                    walls[name].append(time.perf_counter() - w0)
+                    cpus[name].append(time.process_time() - c0)
+        for name in walls:
+            wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+            print(f"  {label:5s} {name:8s} {wall * 1000:8.1f} ms wall  {cpu * 1000:8.1f} ms CPU"
+                  f"  {size / wall / 1e6:8.1f} MB/s  ({seconds / wall:6.0f}x real time)")
+        extra = statistics.median(walls["guarded"]) - statistics.median(walls["direct"])
+        extra_cpu = statistics.median(cpus["guarded"]) - statistics.median(cpus["direct"])
+        print(f"  {label:5s} guard adds {extra * 1000:.1f} ms wall, {extra_cpu * 1000:.1f} ms CPU"
+              f" per {seconds} s of stream")
+    tls_server.shutdown()
 
     starts = []
     for _ in range(20):

@@ -52,10 +52,15 @@ class Host:
     def __init__(self, address: str, root: Path, tls: ssl.SSLContext | None = None):
         self.paths: list[str] = []
         self.redirects: dict[str, str] = {}
+        self.connections = 0
         host = self
 
         class Handler(SimpleHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keeps connections alive, as real servers do
+
+            def setup(self) -> None:
+                host.connections += 1
+                super().setup()
 
             def do_GET(self) -> None:
                 host.paths.append(self.path)
@@ -203,6 +208,20 @@ def test_an_encrypted_segment_on_a_private_host_is_refused(served, hls_root):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("scheme", ["httpproxy", "crypto+httpproxy", "tcp", "tls"])
+def test_a_segment_naming_a_lower_protocol_cannot_connect_directly(served, hls_root, scheme):
+    """FFmpeg's own proxy client (httpproxy, needed for CONNECT) and its transports would
+    connect without the guard if a playlist could name them."""
+    public, private = served
+    playlist = (hls_root / "index.m3u8").read_text()
+    name = f"lower_{scheme.replace('+', '_')}.m3u8"
+    (hls_root / name).write_text(playlist.replace(
+        "\nindex1.ts", f"\n{scheme}://{PRIVATE}:{private.port}/index1.ts"))
+    run_stream_job(f"{public.url}/{name}")
+    assert private.paths == [] and private.connections == 0
+
+
+@pytest.mark.django_db
 def test_the_first_url_naming_a_private_host_is_refused(served):
     public, private = served
     assert_refused(run_stream_job(f"http://localhost:{private.port}/index.m3u8"), private)
@@ -219,18 +238,25 @@ def test_no_proxy_in_the_environment_cannot_bypass_the_proxy(monkeypatch):
         assert "no_proxy" not in os.environ and os.environ["NO_PROXY"] == "*"
 
 
-def test_the_proxy_refuses_connect_to_a_private_host(served):
-    """https goes through ``CONNECT``: the tunnel is vetted like a plain request."""
+def proxy_request(proxy: GuardProxy, line: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))) as s:
+        s.sendall(f"{line}\r\nHost: x\r\n\r\n".encode())
+        s.settimeout(5)
+        return s.recv(200)
+
+
+def test_the_proxy_takes_plain_requests_only(served):
+    """No CONNECT tunnel (FFmpeg never needs one: https is originated by the proxy), and a
+    plain request to a private host is refused and recorded."""
     public, private = served
     with override_settings(MODERATION=GUARDED), GuardProxy() as proxy:
-        for target, expected in ((f"{PRIVATE}:{private.port}", b" 403 "),
-                                 (f"{PUBLIC}:{public.port}", b" 200 ")):
-            with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))) as s:
-                s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-                assert expected in s.recv(200)
+        assert b" 405 " in proxy_request(proxy, f"CONNECT {PUBLIC}:{public.port} HTTP/1.1")
+        assert b" 405 " in proxy_request(proxy, f"GET tcp://{PUBLIC}:{public.port}/ HTTP/1.1")
+        assert b" 403 " in proxy_request(proxy, f"GET {private.url}/key.bin HTTP/1.1")
+        assert b" 200 " in proxy_request(proxy, f"GET {public.url}/key.bin HTTP/1.1")
         assert len(proxy.refused) == 1
         assert proxy.refused[0].startswith(f"{PRIVATE}:{private.port} ")
-    assert private.paths == []
+    assert private.paths == [] and public.paths == ["/key.bin"]
 
 
 class FakeRtsp:
@@ -342,9 +368,9 @@ def test_non_http_schemes_get_the_vetted_address_literal():
         assert info.value.code == "forbidden_address"
 
 
-@pytest.fixture(scope="module")
-def tls_context(tmp_path_factory) -> ssl.SSLContext:
-    """A self-signed certificate for the public host (FFmpeg does not verify by default)."""
+def make_tls_context(root: Path) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for the public host (FFmpeg and the
+    guard do not verify upstream certificates, as FFmpeg's default)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -360,7 +386,6 @@ def tls_context(tmp_path_factory) -> ssl.SSLContext:
             .add_extension(x509.SubjectAlternativeName(
                 [x509.IPAddress(ipaddress.ip_address(PUBLIC))]), critical=False)
             .sign(key, hashes.SHA256()))
-    root = tmp_path_factory.mktemp("tls")
     (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (root / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -370,19 +395,31 @@ def tls_context(tmp_path_factory) -> ssl.SSLContext:
     return context
 
 
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory) -> ssl.SSLContext:
+    return make_tls_context(tmp_path_factory.mktemp("tls"))
+
+
 @pytest.mark.django_db
-def test_https_streams_are_tunnelled_through_the_guard(hls_root, tls_context):
-    """https: FFmpeg sends CONNECT to the proxy, which vets the target like plain http."""
+def test_https_streams_are_fetched_through_the_guard(hls_root, tls_context):
+    """https is fetched by the proxy (FFmpeg is given http URLs to a marked host, in the
+    first URL, in redirects and in playlists) and vetted like plain http."""
     public, private = Host(PUBLIC, hls_root, tls_context), Host(PRIVATE, hls_root)
+    plain = Host(PUBLIC, hls_root)
     try:
-        job = run_stream_job(f"{public.url}/index.m3u8")
+        plain.redirects["/secure.m3u8"] = f"{public.url}/index.m3u8"  # http -> https
+        job = run_stream_job(f"{plain.url}/secure.m3u8")
         assert job.status == Status.DONE, job.error_message
         assert job.frames.count() >= 6 and "/index0.ts" in public.paths
         public.redirects["/live.m3u8"] = f"{private.url}/index.m3u8"
         assert_refused(run_stream_job(f"{public.url}/live.m3u8"), private)
+        playlist = (hls_root / "index.m3u8").read_text()  # an absolute https segment URL
+        (hls_root / "https_mixed.m3u8").write_text(
+            playlist.replace("\nindex1.ts", f"\nhttps://{PRIVATE}:{private.port}/index1.ts"))
+        assert_refused(run_stream_job(f"{public.url}/https_mixed.m3u8"), private)
     finally:
-        public.close()
-        private.close()
+        for host in (public, private, plain):
+            host.close()
 
 
 # --- evidence copies (requests with vetted connections) -----------------------------------

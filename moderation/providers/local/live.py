@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ...conf import moderation_settings
-from ...guard_proxy import GuardProxy
+from ...guard_proxy import GuardProxy, to_guarded_url
 from ...guard_rtsp import RtspGuard
 from ...remote import DEFAULT_PORTS, pinned_url, vetted_addresses
 from ..errors import MediaError
@@ -50,7 +50,8 @@ from .pool import analyse_audio, choose_mode, crash_guard, executor_for
 from .sampling import TIME_SLACK
 
 RATE = 16000  # speech PCM, as speech.py wants it
-HTTP = "http,https,tcp,tls,crypto,httpproxy"  # httpproxy: CONNECT through the guard
+HTTP = "http,https,tcp,tls,crypto"
+GUARDED_HTTP = "http,tcp,crypto"  # plain http to the guard proxy only (see guard_proxy)
 PROTOCOLS = {
     "http": HTTP,
     "https": HTTP,
@@ -119,7 +120,8 @@ def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], Guard | None]
         yield url, {}, None
     elif scheme in ("http", "https"):
         with GuardProxy() as proxy:
-            yield url, {"http_proxy": proxy.url}, proxy
+            options = {"http_proxy": proxy.url, "protocol_whitelist": GUARDED_HTTP}
+            yield to_guarded_url(url), options, proxy
     else:
         yield pinned_url(url), {}, None
 
