@@ -42,6 +42,9 @@ def ingest(job: Job, result: Result, raw: Any = None) -> Job:
     """Store a finished result as rows (replacing earlier rows) and apply the policy."""
     if result.status == "failed":
         raise MediaError(_failure_message(result), code="provider_failed")
+    if not result.analysed:  # e.g. no decodable frame and no audio: never a pass
+        raise MediaError("the provider analysed nothing (no frame, no audio)",
+                         code="nothing_analysed")
     evidence = _store_evidence(job, result)
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)

@@ -97,10 +97,19 @@ class Result:
     audio_summary: dict[str, int] = field(default_factory=dict)
     task_id: str = ""
     raw: Any = None
+    # Seconds of sound the provider listened to. A silent track yields no slice, so this
+    # tells "heard nothing" (analysed) apart from "had nothing to hear" (see analysed).
+    audio_seconds: float = 0.0
 
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed")
+
+    @property
+    def analysed(self) -> bool:
+        """Whether anything was looked at or listened to: a frame, a slice, some audio.
+        A done result that analysed nothing never passes (pipeline.ingest)."""
+        return bool(self.frames or self.slices or self.audio_seconds > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; evidence bytes are dropped (URLs are kept)."""
@@ -128,6 +137,7 @@ class Result:
             audio_summary=dict(data.get("audio_summary", {})),
             task_id=data.get("task_id", ""),
             raw=data.get("raw"),
+            audio_seconds=float(data.get("audio_seconds") or 0.0),
         )
 
     def all_labels(self) -> list[Label]:

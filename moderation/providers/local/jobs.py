@@ -345,4 +345,14 @@ def build_result(
         frame_summary=summary(frames),
         audio_summary=summary(slices),
         raw=raw,
+        audio_seconds=_audio_seconds(raw),
     )
+
+
+def _audio_seconds(raw: dict[str, Any]) -> float:
+    """Seconds of audio decoded for analysis, as video.py reports them in the raw result."""
+    stream = raw.get("audio_stream") if isinstance(raw, dict) else None
+    try:
+        return float((stream or {}).get("seconds") or 0.0)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
