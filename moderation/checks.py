@@ -18,6 +18,7 @@
 | moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W017 | SM3 callbacks verified by the slow pure-Python fallback          |
+| moderation.E018 | IMAGE_WORKING_SIZE / MAX_ANIMATION_PIXELS not sensible numbers   |
 | moderation.E019 | LEASE_SECONDS under 3 s, SWEEPER_MINUTES not a whole number >= 1  |
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
@@ -170,6 +171,7 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_task_timeout())
     errors.extend(_check_allowed_networks())
     errors.extend(_check_max_duration())
+    errors.extend(_check_image_limits())
     errors.extend(_check_lease())
     return errors
 
@@ -189,6 +191,19 @@ def _check_lease():
         errors.append(Error(
             f"MODERATION['SWEEPER_MINUTES'] = {minutes!r} is not a whole number >= 1.",
             id="moderation.E019"))
+    return errors
+
+
+def _check_image_limits():
+    """E018: the working size of images and the pixel budget of animations (decode.py,
+    animation.py)."""
+    errors = []
+    limits = {"IMAGE_WORKING_SIZE": (moderation_settings.IMAGE_WORKING_SIZE, 256),
+              "MAX_ANIMATION_PIXELS": (moderation_settings.MAX_ANIMATION_PIXELS, 1)}
+    for name, (value, low) in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            errors.append(Error(f"MODERATION['{name}'] = {value!r} is not a whole number "
+                                f">= {low}.", id="moderation.E018"))
     return errors
 
 

@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     # Input limits.
     "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Longest side at which images are analysed (decoded reduced: bounded memory).
+    "IMAGE_WORKING_SIZE": 4096,
+    # Animated images: most pixels decoded over all frames (more fails "image_too_large").
+    "MAX_ANIMATION_PIXELS": 1_000_000_000,
     # Video: defaults of the frame capture (per registration: interval=, max_frames=).
     "VIDEO_INTERVAL": 1,  # seconds between captured frames, 1..600
     "VIDEO_MAX_FRAMES": 200,  # 5..3600

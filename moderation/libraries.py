@@ -294,14 +294,15 @@ post_delete.connect(_entries_changed, sender="moderation.HashEntry",
 
 
 def image_pdq(data: bytes) -> tuple[str, int, Any]:
-    """PDQ hex and quality of an image file, hashed as the local engine hashes it (full
-    resolution, EXIF orientation applied), and the decoded BGR array. MediaError when
+    """PDQ hex and quality of an image file, hashed as the local engine hashes it (at its
+    working size, EXIF orientation applied), and the decoded BGR array. MediaError when
     the bytes are no usable image."""
     from .providers.local.decode import decode_image
     from .providers.local.engine import pdq_hash
 
     bgr = decode_image(data, max_bytes=int(moderation_settings.MAX_IMAGE_BYTES),
-                       max_pixels=int(moderation_settings.MAX_IMAGE_PIXELS))
+                       max_pixels=int(moderation_settings.MAX_IMAGE_PIXELS),
+                       working_size=int(moderation_settings.IMAGE_WORKING_SIZE))
     pdq, quality = pdq_hash(bgr)
     return pdq, int(quality), bgr
 

@@ -1,8 +1,9 @@
 """The ``local`` provider: moderation on this machine, offline, with no account anywhere.
 
-Images go through :mod:`.engine` (one frame); videos, audio, frame sequences and live
-streams through :mod:`.video`, which reuses the image engine per frame and
-:mod:`.speech` for the soundtrack. The heavy imports (onnxruntime, cv2, NudeNet,
+Images go through :mod:`.engine` (one frame; animated ones frame by frame through
+:mod:`.animation`); videos, audio, frame sequences and live streams through
+:mod:`.video`, which reuses the image engine per frame and :mod:`.speech` for the
+soundtrack. The heavy imports (onnxruntime, cv2, NudeNet,
 RapidOCR, PyAV, pocketsphinx) happen on first use, not here.
 
 OPTIONS (lowercase keys) are documented in docs/settings.md; a job's own options
@@ -17,12 +18,15 @@ from typing import Any
 from ...conf import moderation_settings
 from ...policy import suggestion_for
 from ..base import AUDIO, FRAMES, IMAGE, LIVE, SYNC, VIDEO, Media, ModerationRequest, Provider
+from ..errors import MediaError
 from ..result import Frame, Result, worst_risk
 
 # Provider option -> the MODERATION setting that gives its default.
 SETTING_DEFAULTS = {
     "max_image_bytes": "MAX_IMAGE_BYTES",
     "max_image_pixels": "MAX_IMAGE_PIXELS",
+    "image_working_size": "IMAGE_WORKING_SIZE",
+    "max_animation_pixels": "MAX_ANIMATION_PIXELS",
     "thumbnail_size": "THUMBNAIL_SIZE",
     "thumbnail_all_frames": "THUMBNAIL_ALL_FRAMES",
     "interval": "VIDEO_INTERVAL",
@@ -58,8 +62,8 @@ class LocalProvider(Provider):
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         self.check_media(media)
-        if media.kind == IMAGE:
-            return self._image(media, request)
+        if media.kind == IMAGE or (media.kind == FRAMES and media.frames is None):
+            return self._image(media, request)  # a frames job given one file: that file
         from . import video
 
         options = self.settings_for(request)
@@ -67,7 +71,13 @@ class LocalProvider(Provider):
                   "libraries": request.libraries, "keywords": self.keywords(request),
                   "options": options}
         if media.kind == FRAMES:
-            return video.analyse_frames(media.frames or [], **common)
+            from .animation import refuse_animated
+
+            if not media.frames:
+                raise MediaError("the frame sequence has no frames", code="no_frames")
+            refuse_animated(media.frames, video.MAX_FRAME_IMAGE_BYTES,
+                            video.MAX_FRAME_IMAGE_PIXELS)
+            return video.analyse_frames(media.frames, **common)
         source = media.path or media.open()
         try:
             return video.analyse_video(source, audio=bool(options.get("audio", True)),
@@ -89,18 +99,30 @@ class LocalProvider(Provider):
         )
 
     def _image(self, media: Media, request: ModerationRequest) -> Result:
-        from .decode import decode_image, make_thumbnail
+        """A still image as one frame at offset 0; an animated one frame by frame."""
+        from .animation import analyse_animation, is_animated
+        from .decode import decode_opened, make_thumbnail, open_image
         from .engine import get_engine, timed
 
         max_bytes = self._option("max_image_bytes", "MAX_IMAGE_BYTES")
+        working_size = self._option("image_working_size", "IMAGE_WORKING_SIZE")
         timings: dict[str, float] = {}
         with timed(timings, "decode"):
             with media.open() as fh:
                 data = fh.read(max_bytes + 1)  # one byte more tells "too large" apart
-            bgr = decode_image(
+            image = open_image(
                 data,
                 max_bytes=max_bytes,
                 max_pixels=self._option("max_image_pixels", "MAX_IMAGE_PIXELS"),
+            )
+            animated = is_animated(image)
+            if not animated:
+                bgr = decode_opened(image, working_size)
+        if animated:
+            return analyse_animation(
+                image, scenes=request.scenes or self.default_scenes,
+                libraries=request.libraries, keywords=self.keywords(request),
+                options=self.settings_for(request),
             )
 
         labels, details = get_engine(self.options).analyse_image(

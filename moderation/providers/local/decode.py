@@ -5,12 +5,21 @@ header's pixel count before any pixel is decoded (a 50 KB PNG can claim 100 000 
 pixels). Pillow's process-wide settings (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``)
 are left alone; its bomb error and warning are caught and mapped instead.
 
+Working size. Pictures are analysed at most ``working_size`` pixels on their longest side
+(4096 by default, ``IMAGE_WORKING_SIZE``): a JPEG is decoded already reduced by its
+decoder (``draft``: 1/2, 1/4 or 1/8 scale, never below the working size), any other
+format is decoded once and reduced at once, so that at most one full-size copy exists and
+nothing downstream (PDQ, NudeNet, QR, OCR, thumbnails) sees more. A 36-megapixel PNG took
+a worker to 1.1 GB before (full-size RGB copies, and PDQ's float buffers), about 0.55 GB
+now (bench/big_images.py). OCR reads at ``ocr_width`` (960) and NudeNet at 320 anyway.
+
 No OpenCV here: decoding may run in a process that must stay free of cv2 threads (P2).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 
@@ -24,18 +33,45 @@ BgrImage = NDArray[np.uint8]
 
 # Transparent pixels become white: most transparent uploads are logos or text on a page.
 BACKGROUND = (255, 255, 255)
+ORIENTATION = 0x0112  # the EXIF tag
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Modes Pillow converts to RGB well enough on its own.
 SIMPLE_MODES = frozenset({"RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"})
 # Leading bytes of JPEG and TIFF: a file starting so is an image, maybe a broken one.
 SIGNATURES = (b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+# Longest side, in pixels, that the engine analyses (IMAGE_WORKING_SIZE).
+WORKING_SIZE = 4096
+# Pillow's errors for broken pixel data.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+# Modes Pillow resamples well (others are converted first: "P" would resample NEAREST).
+RESIZABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "CMYK", "YCbCr"})
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
-    """Decode an image file into a contiguous BGR ``uint8`` array (first frame only).
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, working_size: int = WORKING_SIZE
+) -> BgrImage:
+    """Decode an image file into a contiguous BGR ``uint8`` array (first frame only), at
+    most ``working_size`` pixels on its longest side.
 
     EXIF orientation is applied, so the array looks as the uploader saw the picture.
     """
+    image = open_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return decode_opened(image, working_size)
+
+
+def decode_opened(image: Image.Image, working_size: int = WORKING_SIZE) -> BgrImage:
+    """The first frame of an image from :func:`open_image`, as :func:`decode_image` does."""
+    try:
+        draft_for(image, working_size)
+        image.load()
+        return to_bgr(reduce_to(image, working_size))
+    except DECODE_ERRORS as exc:
+        message = f"the image is truncated or corrupt ({exc})"
+        raise MediaError(message, code="corrupt_image") from exc
+
+
+def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The image with its header read and checked (bytes, pixels); no pixel decoded yet."""
     if not data:
         raise MediaError("the file is empty", code="empty_file")
     if len(data) > max_bytes:
@@ -46,14 +82,53 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> BgrImage:
     try:
         image = _open(data, max_pixels)
         _check_size(image.size, max_pixels)
-        image.load()
     except MediaError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except DECODE_ERRORS as exc:
         message = f"the image is truncated or corrupt ({exc})"
         raise MediaError(message, code="corrupt_image") from exc
+    return image
+
+
+def frame_count(image: Image.Image) -> int:
+    """Frames in the file (GIF: counted by skipping through the file, nothing decoded)."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except DECODE_ERRORS as exc:
+        raise MediaError(f"the animation is corrupt ({exc})", code="corrupt_image") from exc
+
+
+def draft_for(image: Image.Image, working_size: int) -> None:
+    """Ask a JPEG decoder for the smallest DCT scale that stays >= the working size."""
+    width, height = image.size
+    scale = working_size / max(width, height)
+    if image.format == "JPEG" and scale < 1:
+        image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+
+
+def reduce_to(image: Image.Image, working_size: int) -> Image.Image:
+    """The loaded image, its longest side brought down to ``working_size`` (LANCZOS after
+    an integer box reduction, which keeps the cost and the copies small)."""
+    width, height = image.size
+    scale = working_size / max(width, height)
+    if scale >= 1:
+        return image
+    if image.mode not in RESIZABLE_MODES:
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    reduced = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    reduced.info = dict(image.info)  # keeps the EXIF orientation for _upright
+    return reduced
+
+
+def to_bgr(image: Image.Image) -> BgrImage:
+    """A contiguous BGR ``uint8`` array of a loaded image, EXIF orientation applied."""
     rgb = _to_rgb(_upright(image))
     return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ALPHA_MODES or "transparency" in image.info
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -99,8 +174,11 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a broken EXIF block is ignored, not fatal."""
+    """Apply the EXIF orientation; a broken EXIF block is ignored, not fatal. An upright
+    image is returned as it is (exif_transpose would copy it)."""
     try:
+        if image.getexif().get(ORIENTATION, 1) in (1, None):
+            return image
         return ImageOps.exif_transpose(image) or image
     except Exception:  # any EXIF parsing error leaves the image as stored
         return image
@@ -112,10 +190,14 @@ def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
     if mode == "P" and "transparency" in image.info:
         image, mode = image.convert("RGBA"), "RGBA"
     if mode in ALPHA_MODES:
-        rgba = image.convert("RGBA")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        if rgba.getchannel("A").getextrema() == (255, 255):  # opaque: nothing to paste
+            return np.asarray(rgba.convert("RGB"))
         canvas = Image.new("RGB", rgba.size, BACKGROUND)
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return np.asarray(canvas)
+    if mode == "RGB":
+        return np.asarray(image)  # no convert: one copy fewer
     if mode in SIMPLE_MODES:
         return np.asarray(image.convert("RGB"))
     if mode.startswith(("I", "F")):

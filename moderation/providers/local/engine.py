@@ -51,6 +51,9 @@ NUDENET_LABELS: dict[str, str] = {
 # PP-OCR's misreadings of textures (trees, ripples) score about 0.5.
 MIN_TEXT_SCORE = 0.6
 
+# PDQ hashes frames reduced to this longest side (see pdq_hash).
+PDQ_MAX_SIDE = 2048
+
 QR_DECODED_CONFIDENCE = 100.0
 # Found the finder patterns but could not decode: still most likely a QR code.
 QR_UNDECODED_CONFIDENCE = 70.0
@@ -140,10 +143,18 @@ def resolve_scenes(scenes: Iterable[str]) -> tuple[set[str], list[str]]:
 def pdq_hash(bgr: BgrImage) -> tuple[str, int]:
     """PDQ hash (64 hex digits, ThreatExchange order) and quality (0..100).
 
-    Always at full resolution: a downscaled image hashes 14-16 bits away (ENGINE-NOTES 7).
+    On the frame as analysed, at most ``PDQ_MAX_SIDE`` px on its longest side: a
+    36-megapixel photo hashed at 4096 or 2048 px moved 2 bits from its full-size hash
+    (the match threshold is 31), a 320-px thumbnail moves 14-16 (ENGINE-NOTES 7).
     """
     import pdqhash
 
+    height, width = bgr.shape[:2]
+    scale = PDQ_MAX_SIDE / max(height, width)
+    if scale < 1:  # PDQ's float buffers take ~13 bytes a pixel: 220 MB at 4096x4096
+        cv2 = _cv2()
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     bits, quality = pdqhash.compute(np.ascontiguousarray(bgr[..., ::-1]))
     # pdqhash lists the bits most significant first, as the hex form writes them.
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
