@@ -46,9 +46,9 @@ class Frame:
     # JPEG bytes of a thumbnail, or a provider URL to copy at ingest. Never serialized
     # into the stored result: evidence lives in evidence storage, not in JSON.
     image: bytes | str | None = None
-    # The full-resolution PDQ hash and its quality, when the engine computed one; stored on
-    # the Frame row (feedback adds it to the hash libraries), not in the result's JSON,
-    # where 7,200 frames would add half a megabyte.
+    # The engine's PDQ hash of the frame as analysed, and its quality, when it computed
+    # one; stored on the Frame row (feedback adds it to the hash libraries), not in the
+    # result's JSON, where 7,200 frames would add half a megabyte.
     pdq: str = ""
     pdq_quality: int | None = None
 
