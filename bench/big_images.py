@@ -9,7 +9,8 @@ The models alone take about 450-500 MB (ENGINE-NOTES); the target is about 1 GB.
 
 Inputs: a 36-megapixel PNG and JPEG (7360x4912, a photo-like gradient with shapes and a
 QR code), a big animated GIF (2000x2000, 200 frames of 100 ms, 800 megapixels decoded)
-and, with ``--only webp``, an animated WebP of 6 frames at the working size (4096x4096).
+a GIF of 10 000 one-pixel frames on a 4000x4000 canvas (must fail at once) and, with
+``--only webp``, an animated WebP of 6 frames at the working size (4096x4096).
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def make_inputs(folder: Path, only: set[str]) -> dict[str, Path]:
         frames[0].save(made["gif"], save_all=True, append_images=frames[1:], duration=100,
                        loop=0)
         del frames
+    if "bomb" in only:  # 10 000 one-pixel frames on a 4000x4000 canvas: 160 gigapixels
+        pixel = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00"
+                 b"\x00\x02\x02\x44\x01\x00")
+        made["bomb"] = folder / "bomb.gif"
+        made["bomb"].write_bytes(b"GIF89a\xa0\x0f\xa0\x0f\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+                                 + pixel * 10_000 + b"\x3b")
     if "webp" in only:
         frames = [_canvas((4096, 4096), seed=i) for i in range(6)]  # the working size
         made["webp"] = folder / "big.webp"
@@ -129,7 +136,8 @@ def run_one(path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="png,jpeg,gif", help="comma list: png,jpeg,gif,webp")
+    parser.add_argument("--only", default="png,jpeg,gif,bomb",
+                        help="comma list: png,jpeg,gif,bomb,webp")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -148,7 +156,8 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--one", str(path)],
                                  capture_output=True, text=True, check=False)
             if out.returncode:
-                print(f"{name:6} failed: {out.stderr.strip().splitlines()[-1:]}")
+                error = (out.stderr.strip().splitlines() or [""])[-1]
+                print(f"{name:6} {path.stat().st_size / 1e6:8.1f} {pixels:>14} failed: {error}")
                 continue
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{name:6} {path.stat().st_size / 1e6:8.1f} {pixels:>14} "
