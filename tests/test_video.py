@@ -275,7 +275,7 @@ def test_label_overrides_apply_to_worker_results():
     with override_settings(MODERATION={**settings.MODERATION, "LABELS": labels}), deadline(60):
         result = analyse_video(
             SPEECH_AD, scenes=["qrcode"], audio=False,
-            options={**BASE, "interval": 2, "max_frames": 5},
+            options={**BASE, "interval": 4, "max_frames": 6},
         )
     with_qr = [f for f in result.frames if any(lbl.label == QR for lbl in f.labels)]
     assert with_qr and all(f.risk_level == "high" for f in with_qr)
@@ -286,11 +286,24 @@ def test_interval_and_max_frames():
     with deadline(60):
         result = analyse_video(
             SPEECH_AD, scenes=["qrcode"], audio=False,
+            options={**BASE, "interval": 4, "max_frames": 6},
+        )
+    assert [f.offset for f in result.frames] == [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]
+    assert result.raw["decode"]["strategy"] == "seek"  # GOP 2 s <= interval 4 s
+    assert result.raw["sample_step"] == 4.0
+    assert flagged(result, QR) == [8.0]  # the QR code is on screen from 5 s to 9 s
+
+
+def test_max_frames_spreads_the_samples_over_the_whole_video():
+    """5 frames at 2 s would stop at 8 s of the 24 s clip and leave the rest unseen: the
+    samples are spread over the whole file instead."""
+    with deadline(60):
+        result = analyse_video(
+            SPEECH_AD, scenes=["qrcode"], audio=False,
             options={**BASE, "interval": 2, "max_frames": 5},
         )
-    assert [f.offset for f in result.frames] == [0.0, 2.0, 4.0, 6.0, 8.0]
-    assert result.raw["decode"]["strategy"] == "seek"  # GOP 2 s <= interval 2 s
-    assert flagged(result, QR) == [6.0, 8.0]
+    assert [f.offset for f in result.frames] == [0.0, 4.8, 9.6, 14.4, 19.2]
+    assert result.raw["sample_step"] == 4.8 and result.raw["interval"] == 2
 
 
 @pytest.mark.parametrize(

@@ -46,10 +46,23 @@ MAX_DECODE_ERRORS = 0.05  # share of undecodable packets tolerated before failin
 TIME_SLACK = 0.001
 
 
+def sample_step(duration: float, interval: float, max_frames: int) -> float:
+    """Seconds between samples: ``interval``, stretched when that many samples would not
+    reach the end. Stopping at ``max_frames`` instead would leave everything past
+    ``interval * max_frames`` unseen: a long video could show anything after its start."""
+    if duration > interval * max_frames:
+        return duration / max_frames
+    return interval
+
+
 def sample_offsets(duration: float, interval: float, max_frames: int) -> list[float]:
-    """0, interval, 2*interval, ... before the end, at most ``max_frames`` of them."""
-    count = max_frames if duration <= 0 else min(max_frames, int(np.ceil(duration / interval)))
-    return [round(k * interval, 3) for k in range(max(count, 1))]
+    """0, step, 2*step, ... before the end, at most ``max_frames`` of them, spread over the
+    whole duration (see ``sample_step``)."""
+    if duration <= 0:
+        return [round(k * interval, 3) for k in range(max_frames)]
+    step = sample_step(duration, interval, max_frames)
+    count = min(max_frames, int(np.ceil(duration / step - 1e-9)))
+    return [round(k * step, 3) for k in range(max(count, 1))]
 
 
 def choose_strategy(info: VideoInfo, interval: float) -> str:

@@ -1,8 +1,9 @@
 """Video files, frame sequences and live streams on the offline engine.
 
 Alibaba's video moderation, done here: one frame every ``interval`` seconds (at most
-``max_frames``) through the image engine, the soundtrack through the speech path, and one
-``Result`` with a ``Frame`` per sample and a ``Slice`` per utterance.
+``max_frames``, spread over the whole file when it is longer) through the image engine,
+the soundtrack through the speech path, and one ``Result`` with a ``Frame`` per sample
+and a ``Slice`` per utterance.
 
 How the work is spread over the cores: the calling thread probes, decodes (PyAV releases
 the GIL; frame threads) and fingerprints each sample; frame analyses and the speech run
@@ -43,7 +44,13 @@ from .jobs import (
 )
 from .live import stream_live
 from .pool import analyse_audio, choose_mode, crash_guard, executor_for
-from .sampling import DecodeStats, check_frame_size, sample_frames, sample_offsets
+from .sampling import (
+    DecodeStats,
+    check_frame_size,
+    sample_frames,
+    sample_offsets,
+    sample_step,
+)
 from .speech_stream import SPEECH_PIECE, PieceStats, speech_pieces_of
 
 __all__ = ["VideoInfo", "analyse_frames", "analyse_video", "probe", "stream_live"]
@@ -103,6 +110,8 @@ def analyse_video(
         "decode": stats.to_dict() if info.has_video else None,
         "audio": "moderated" if pieces is not None else ("off" if info.has_audio else "none"),
         "audio_stream": audio_stats.to_dict() if pieces is not None else None,
+        # wider than ``interval`` when max_frames samples at ``interval`` would stop early
+        "sample_step": round(sample_step(info.duration, opts.interval, opts.max_frames), 3),
         **_job_raw(mode, opts, records, times, clock),
     }
     return build_result(frames, slices, raw)
