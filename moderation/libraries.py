@@ -398,7 +398,19 @@ def precheck(media: Media, provider: Provider) -> Result | None:
     match = library.match(pdq, quality)
     if match is None:
         return None
+    if match.list_type == ALLOW and _is_animated(data):
+        return None  # an allowed first frame says nothing of the frames after it
     return _library_result(match, pdq, quality, bgr, time.perf_counter() - started)
+
+
+def _is_animated(data: bytes) -> bool:
+    from .providers.local.decode import frame_count, open_image
+
+    try:
+        image = open_image(data, max_bytes=len(data), max_pixels=1 << 62)
+        return frame_count(image) > 1
+    except Exception:  # unreadable now: let the provider judge the whole file
+        return True
 
 
 def _library_result(match: LibraryMatch, pdq: str, quality: int, bgr, seconds: float):

@@ -338,3 +338,31 @@ def test_bad_image_limits_are_reported(conf, settings):
     with override_settings(MODERATION={**settings.MODERATION, **conf}):
         assert "moderation.E018" in [error.id for error in check_settings()]
     assert "moderation.E018" not in [error.id for error in check_settings()]
+
+
+@pytest.mark.django_db
+def test_an_allow_listed_first_frame_does_not_clear_an_animation(register, scripted):
+    """The hash pre-check before a remote provider hashes the first frame only: an allow
+    hit answers for a still image, never for an animation (a block hit still does)."""
+    from moderation import libraries
+    from moderation.models import HashEntry
+
+    register(Photo, provider="scripted")
+    frames = [*benign_frames(1), qr_frame()]
+    gif = animation(frames, [500, 500], "GIF")
+    entry = HashEntry.objects.create(list_type="allow", pdq=libraries.image_pdq(gif)[0])
+    still = io.BytesIO()
+    frames[0].save(still, format="GIF")
+
+    def outcome(data: bytes, name: str) -> str:
+        photo = Photo.objects.create(image=ContentFile(data, name=name))
+        return pipeline.process(Job.objects.get(object_id=str(photo.pk)).pk)
+
+    assert outcome(still.getvalue(), "still.gif") == "library"
+    scripted.script.append(scripted_result("medium", "pt_qrCode"))
+    assert outcome(gif, "anim.gif") == "done"  # the provider saw the whole file
+    assert len(scripted.calls) == 1
+    entry.delete()
+    HashEntry.objects.create(list_type="block", label="known", pdq=entry.pdq)
+    other = animation(frames, [400, 600], "GIF")  # new bytes: not a reuse
+    assert outcome(other, "anim2.gif") == "library"
