@@ -118,9 +118,8 @@ MODERATION = {
     "KEYWORDS": {"contraband_drug": ["cheap pills", "buy weed"]},
     "DEFAULT_PROVIDER": os.environ.get("MODERATION_PROVIDER", "local"),
     # Where a remote provider (or the emulator) fetches uploads from: signed, expiring URLs.
-    # Only https passes the checks with DEBUG off (E004); the loopback default needs DEBUG.
-    "PUBLIC_BASE_URL": os.environ.get("MODERATION_PUBLIC_BASE_URL",
-                                      "http://127.0.0.1:8000" if DEBUG else ""),
+    # https, or loopback (the emulator): anything else fails check E004 with DEBUG off.
+    "PUBLIC_BASE_URL": os.environ.get("MODERATION_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
     # Where a remote provider posts results (<base>/moderation/callbacks/<alias>/); empty:
     # results are polled. Needs the account UID (ALIBABA_CLOUD_UID), check E011.
     "CALLBACK_BASE_URL": os.environ.get("MODERATION_CALLBACK_BASE_URL", ""),

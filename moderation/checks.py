@@ -5,7 +5,7 @@
 | moderation.E001 | unknown provider alias (default provider or a registration)      |
 | moderation.E002 | a provider BACKEND that cannot be imported                       |
 | moderation.E003 | a provider without its credentials (required OPTIONS)            |
-| moderation.E004 | a callback/public URL that is not https (with DEBUG off)         |
+| moderation.E004 | a callback/public URL that is not https nor loopback (DEBUG off) |
 | moderation.E005 | django-q2 not installed or Q_CLUSTER not configured              |
 | moderation.E006 | an invalid POLICY (risk level -> suggestion)                     |
 | moderation.E007 | an invalid LABELS override                                       |
@@ -31,7 +31,9 @@ W003 reads the job history, so it runs only when a database is named:
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -51,6 +53,18 @@ LOCAL_PACKAGES = {
     "cv2": "opencv-python-headless",
     "pdqhash": "pdqhash",
 }
+
+
+def _is_loopback(url: str) -> bool:
+    """An http URL on this machine: only a local stand-in (the emulator) can reach it, so
+    nothing crosses a network in clear text."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _provider_aliases_in_use() -> dict[str, str]:
@@ -124,7 +138,7 @@ def check_settings(app_configs=None, **kwargs):
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
             url = getattr(moderation_settings, key)
-            if url and not str(url).startswith("https://"):
+            if url and not str(url).startswith("https://") and not _is_loopback(str(url)):
                 errors.append(Error(
                     f"MODERATION[{key!r}] = {url!r} is not https.",
                     hint="Providers post results and fetch media over the internet: use https.",

@@ -71,6 +71,11 @@ def test_callback_url_must_be_https_in_production():
     assert ids(MODERATION=conf, DEBUG=False) == ["moderation.E004"]
     assert ids(MODERATION=conf, DEBUG=True) == []
     assert ids(MODERATION={"PUBLIC_BASE_URL": "https://ok.example"}, DEBUG=False) == []
+    # Loopback is reachable only from this machine (the emulator): no clear text on a network.
+    for url in ("http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000"):
+        assert ids(MODERATION={"PUBLIC_BASE_URL": url}, DEBUG=False) == []
+    for url in ("http://127.0.0.1.example.com", "http://10.0.0.1", "http://localhost.evil"):
+        assert ids(MODERATION={"PUBLIC_BASE_URL": url}, DEBUG=False) == ["moderation.E004"]
 
 
 def test_django_q_missing(settings):

@@ -130,7 +130,8 @@ def test_demo_debug_and_hosts_have_safe_defaults(tmp_path):
     default = _demo_settings(tmp_path)
     assert default["debug"] is False
     assert default["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
-    assert default["public"] == "" and default["callback"] == ""
+    # loopback: only the emulator on this machine fetches from it (passes E004 without DEBUG)
+    assert default["public"] == "http://127.0.0.1:8000" and default["callback"] == ""
     assert _demo_settings(tmp_path, DJANGO_DEBUG="0")["debug"] is False
     assert _demo_settings(tmp_path, DJANGO_DEBUG="true")["debug"] is False  # only "1"
     debug = _demo_settings(tmp_path, DJANGO_DEBUG="1")
