@@ -183,6 +183,25 @@ def test_moderate_rejects_bad_input(django_user_model):
     assert Job.objects.count() == 0  # nothing half-made
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)",
+                                 "gopher://example.com/", "http://10.0.0.5/a.mp4",
+                                 "rtsp://169.254.169.254/live", "rtmp:///no-host"])
+def test_moderate_refuses_urls_it_must_not_fetch(django_user_model, url):
+    client = client_for(user_with(django_user_model, "api", "moderation.add_job"))
+    answer = client.post(f"{API}/moderate/", {"url": url}, format="json")
+    assert answer.status_code == 400 and "url" in answer.json()
+    assert Job.objects.count() == 0
+
+
+def test_moderate_takes_the_stream_schemes_the_docs_promise(django_user_model):
+    client = client_for(user_with(django_user_model, "api", "moderation.add_job"))
+    for url in ("rtmp://live.example.com/app/key", "rtsp://cam.example.com/1",
+                "srt://live.example.com:9000", "https://example.com/live/index.m3u8"):
+        answer = client.post(f"{API}/moderate/", {"url": url}, format="json")
+        assert answer.status_code == 202, (url, answer.json())
+    assert Job.objects.filter(media_kind="live").count() == 4
+
+
 def test_label_counts_and_timeline(viewer, moderated):
     labels = viewer.get(f"{API}/stats/labels/").json()
     assert {"label": "pt_qrCode", "jobs": 1} in labels

@@ -17,6 +17,7 @@ from ..models import (
     MediaKind,
     Suggestion,
 )
+from ..validators import StreamURLValidator
 
 
 def public_url(path: str) -> str:
@@ -145,10 +146,12 @@ class FeedbackStatusSerializer(serializers.Serializer):
 
 
 class ModerateSerializer(serializers.Serializer):
-    """One of ``file`` (multipart upload) or ``url`` (an http(s) video file or live stream)."""
+    """One of ``file`` (multipart upload) or ``url`` (a video file or live stream: http(s),
+    rtmp(s), rtsp or srt; a literal private address is refused here, names when fetched)."""
 
     file = serializers.FileField(required=False)
-    url = serializers.URLField(required=False, max_length=2000)
+    url = serializers.CharField(required=False, max_length=2000,
+                                validators=[StreamURLValidator()])
     kind = serializers.ChoiceField(choices=MediaKind.choices, required=False)
     provider = serializers.CharField(required=False, max_length=50)
     scenes = serializers.ListField(child=serializers.CharField(max_length=50),
