@@ -132,21 +132,24 @@ def test_a_video_without_audio_gives_nothing(silent_video):
 
 
 @pytest.mark.parametrize(
-    "content",
+    ("content", "code"),
     [
-        b"",
-        b"this is not a video at all\n",
-        bytes(range(256)) * 40,
-        SPEECH_AD.read_bytes()[:30000],  # the header promises packets that are missing
+        (b"", "empty_file"),
+        (b"this is not a video at all\n", "unsupported_format"),
+        (bytes(range(256)) * 40, "unsupported_format"),
+        # the header promises packets that are missing
+        (SPEECH_AD.read_bytes()[:30000], "corrupt_media"),
+        (b"#EXTM3U\n#EXTINF:2.0,\nfile:///etc/passwd\n", "unsupported_format"),
     ],
-    ids=["empty", "text", "noise", "truncated"],
+    ids=["empty", "text", "noise", "truncated", "playlist"],
 )
-def test_corrupt_media_raises_media_error(tmp_path, content):
+def test_corrupt_media_raises_media_error(tmp_path, content, code):
+    """The same codes as the probe: audio is opened with the same allow-lists."""
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(MediaError) as info:
         decode_audio(str(path))
-    assert info.value.code == "corrupt_media"
+    assert info.value.code == code
 
 
 # --- voice activity -----------------------------------------------------------------------

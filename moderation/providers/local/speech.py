@@ -48,6 +48,7 @@ from .asr import (
     recogniser_key,
     spot_keywords,
 )
+from .container import open_container, source_size
 from .duration import check_reached
 from .speech_rules import (
     AD,
@@ -149,10 +150,11 @@ def iter_pcm(
     """
     import av
 
-    if hasattr(source, "seek"):
-        source.seek(0)
+    if source_size(source) == 0:
+        raise MediaError("the file is empty", code="empty_file")
     try:
-        with av.open(source, mode="r") as container:
+        # the same demuxer and protocol allow-lists as the probe: never another file or URL
+        with open_container(source) as container:
             if not container.streams.audio:
                 return
             stream = container.streams.audio[0]
