@@ -110,8 +110,9 @@ def sample_animation(
             width, height = image.size
             stats.decoded += 1
             stats.pixels_decoded += width * height
-            if stats.pixels_decoded > max_pixels:  # a header that lied about the size
-                check_total_pixels(image, total, 0)
+            if stats.pixels_decoded > max_pixels:  # frames larger than the header said
+                raise MediaError(f"the animation's frames grew past {max_pixels} pixels in "
+                                 f"all by frame {index}", code="image_too_large")
             end = start + frame_seconds(image.info)
             sampled = every or tick < end - EPSILON  # on show at the next tick
             bgr = to_bgr(reduce_to(image, working_size)) if sampled else None
