@@ -92,7 +92,7 @@ def test_each_frame_is_composited_as_a_viewer_sees_it():
     with_qr = benign.copy()
     with_qr.paste(qr_frame().crop((400, 150, 880, 570)), (400, 150))
     data = animation([benign, with_qr], [500, 500], "GIF")
-    samples = list(sample_animation(Image.open(io.BytesIO(data)), interval=1, max_frames=10))
+    samples = list(sample_animation(Image.open(io.BytesIO(data)), max_frames=10))
     assert [offset for offset, _ in samples] == [0.0, 0.5]
     second = samples[1][1]
     assert second.shape == (720, 1280, 3)
@@ -101,23 +101,43 @@ def test_each_frame_is_composited_as_a_viewer_sees_it():
     assert np.abs(second[:100, :100].astype(int) - first[:100, :100].astype(int)).mean() < 8
 
 
-def test_more_frames_than_max_frames_are_sampled_by_interval():
+def test_more_frames_than_max_frames_are_spread_over_all_of_them():
     frames = [Image.new("RGB", (64, 48), (i * 8, 100, 200)) for i in range(30)]
     data = animation(frames, [100] * 30, "GIF")  # 3 s
     result = submit(data, interval=1, max_frames=5)
-    assert [f.offset for f in result.frames] == [0.0, 1.0, 2.0]
-    assert result.raw["sampling"] == "interval" and result.raw["frames_total"] == 30
+    assert [f.offset for f in result.frames] == [0.0, 0.6, 1.2, 1.8, 2.4]
+    assert result.raw["sampling"] == "spread" and result.raw["frames_total"] == 30
 
 
-def test_the_frame_cap_stops_decoding_early():
+def test_a_long_animation_is_sampled_to_its_end_and_no_further():
+    """Stopping at the max_frames-th frame would let the rest through unseen: the samples
+    reach the last part, and nothing after the last sample is decoded."""
     frames = [Image.new("RGB", (64, 48), (i * 4, 100, 200)) for i in range(60)]
     image = Image.open(io.BytesIO(animation(frames, [500] * 60, "GIF")))
     from moderation.providers.local.animation import AnimationStats
 
     stats = AnimationStats()
-    offsets = [o for o, _ in sample_animation(image, interval=1, max_frames=5, stats=stats)]
-    assert offsets == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert stats.decoded == 9  # frame 8 (4.0 s) was the fifth sample: nothing after it
+    offsets = [o for o, _ in sample_animation(image, max_frames=5, stats=stats)]
+    assert offsets == [0.0, 6.0, 12.0, 18.0, 24.0]
+    assert stats.decoded == 49  # frame 48 (24 s) was the last sample: nothing after it
+
+
+def test_a_forbidden_last_quarter_of_a_long_animation_is_seen():
+    """400 frames, a QR code in the last 100 only, max_frames 5: sampling by time would
+    have stopped after the fifth second (frame 50); spread samples reach frame 320."""
+    qr = qr_frame().resize((640, 360))
+
+    def variant(picture: Image.Image, i: int) -> Image.Image:
+        picture = picture.copy()  # distinct neighbours: encoders merge identical frames
+        picture.paste((i % 7 * 30, i % 5 * 40, 90), (0, 0, 12, 12))
+        return picture
+
+    frames = [variant(Image.new("RGB", (640, 360), (200, 180, 160)), i) for i in range(300)]
+    frames += [variant(qr, i) for i in range(100)]
+    result = submit(animation(frames, [100] * 400, "GIF"), max_frames=5)
+    assert result.raw["sampling"] == "spread" and result.raw["frames_total"] == 400
+    assert [f.offset for f in result.frames] == [0.0, 8.0, 16.0, 24.0, 32.0]
+    assert [f.offset for f in result.frames if f.risk_level != "none"] == [32.0]
 
 
 def test_a_huge_animation_fails_fast_before_decoding():

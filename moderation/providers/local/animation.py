@@ -7,10 +7,10 @@ from the frames' durations, near-duplicates reusing the last analysed frame's de
 Which frames. Frames last as long as their ``duration`` says; 0 to 10 ms counts as 100 ms,
 as browsers show it. An animation of at most ``max_frames`` frames has *every* frame
 analysed: GIF frames last about 100 ms while ``interval`` is at least 1 s, so sampling
-like a video would judge most GIFs by their first frame (near-duplicates make the extra
-frames cheap). A longer one is sampled like a video: the first frame, then the frame on
-show at every ``interval`` seconds, at most ``max_frames`` samples; what comes after the
-last sample is not decoded (the same "first part" rule as videos).
+by time would judge most GIFs by their first frame (near-duplicates make the extra
+frames cheap). A longer one gets ``max_frames`` samples spread evenly over *all* its
+frames, the first included (stopping at the ``max_frames``-th would let the rest through
+unseen, as for videos); nothing after the last sample is decoded.
 
 Bounds. Frames are decoded in order, once each: each is composited onto the previous ones
 by Pillow, as a viewer sees it (a ``seek`` backwards would decode everything before
@@ -47,7 +47,6 @@ MAX_ANIMATION_PIXELS = 1_000_000_000
 # Frames waiting for analysis hold at most about this many bytes (video frames are
 # small; an animation's may be 4096x4096, 50 MB each).
 PENDING_BYTES = 128 * 1024 * 1024
-EPSILON = 1e-6  # seconds: sums of frame durations drift (0.1 * 20 != 2.0)
 
 
 def is_animated(image: Image.Image) -> bool:
@@ -66,7 +65,7 @@ def frame_seconds(info: Mapping[str, Any]) -> float:
 @dataclass
 class AnimationStats:
     frames_total: int = 0
-    sampling: str = ""  # "every_frame" | "interval"
+    sampling: str = ""  # "every_frame" | "spread"
     decoded: int = 0
     pixels_decoded: int = 0
     duration_s: float = 0.0  # display time of the decoded frames (all, unless stopped early)
@@ -89,7 +88,6 @@ def check_total_pixels(image: Image.Image, frames: int, limit: int) -> None:
 def sample_animation(
     image: Image.Image,
     *,
-    interval: float,
     max_frames: int,
     working_size: int = WORKING_SIZE,
     max_pixels: int = MAX_ANIMATION_PIXELS,
@@ -100,9 +98,10 @@ def sample_animation(
     total = stats.frames_total = frame_count(image)
     check_total_pixels(image, total, max_pixels)
     every = total <= max_frames
-    stats.sampling = "every_frame" if every else "interval"
-    start = tick = 0.0
-    taken = 0
+    stats.sampling = "every_frame" if every else "spread"
+    chosen = set(range(total)) if every else {k * total // max_frames for k in range(max_frames)}
+    last = max(chosen)
+    start = 0.0
     for index in range(total):
         try:
             image.seek(index)  # the next frame: composited once onto the canvas
@@ -114,18 +113,14 @@ def sample_animation(
                 raise MediaError(f"the animation's frames grew past {max_pixels} pixels in "
                                  f"all by frame {index}", code="image_too_large")
             end = start + frame_seconds(image.info)
-            sampled = every or tick < end - EPSILON  # on show at the next tick
-            bgr = to_bgr(reduce_to(image, working_size)) if sampled else None
+            bgr = to_bgr(reduce_to(image, working_size)) if index in chosen else None
         except DECODE_ERRORS as exc:
             raise MediaError(f"frame {index} of the animation is corrupt ({exc})",
                              code="corrupt_image") from exc
         if bgr is not None:
             yield round(start, 3), bgr
-            taken += 1
-        while tick < end - EPSILON:  # the ticks this frame covered
-            tick += interval
         start = stats.duration_s = end
-        if taken >= max_frames:
+        if index >= last:
             break
 
 
@@ -159,8 +154,8 @@ def analyse_animation(
     task = FrameTask(list(scenes), libraries, keywords, engine_options(options), opts.ocr_gate)
     mode = choose_mode(opts.parallelism)
     frames: list[Frame] = []
-    samples = sample_animation(image, interval=opts.interval, max_frames=opts.max_frames,
-                               working_size=working_size, max_pixels=max_pixels, stats=stats)
+    samples = sample_animation(image, max_frames=opts.max_frames, working_size=working_size,
+                               max_pixels=max_pixels, stats=stats)
     with crash_guard(opts.workers), executor_for(mode, opts.workers) as executor:
         dispatcher = FrameDispatcher(executor, task, opts, times,
                                      window=pending_window(image, working_size, opts.workers))
@@ -180,7 +175,6 @@ def analyse_animation(
         "size": list(image.size),
         "working_size": working_size,
         "parallelism": mode,
-        "interval": opts.interval,
         "max_frames": opts.max_frames,
         **stats.to_dict(),
         "frames_sampled": len(records),
