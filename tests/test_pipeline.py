@@ -212,6 +212,25 @@ def test_same_bytes_reuse_the_result(photo_job, scripted, image_file):
     assert frame.thumbnail and frame.thumbnail.name != job.frames.get().thumbnail.name
 
 
+def test_a_result_of_an_older_engine_version_is_not_reused(photo_job, scripted, image_file,
+                                                          monkeypatch):
+    """An engine that now looks further (every frame of an animation, samples over the whole
+    video) bumps its result_version: what its older self said is not taken for its answer."""
+    photo, job = photo_job()
+    scripted.script.append(result("none"))
+    pipeline.process(job.pk)
+    assert Job.objects.get(pk=job.pk).result["result_version"] == "1"
+    monkeypatch.setattr(scripted, "result_version", "2", raising=False)
+    other = Photo.objects.create(image=image_file("copy.png"))
+    scripted.script.append(result("medium", "pt_qrCode"))
+    second = Job.objects.get(object_id=str(other.pk))
+    assert pipeline.process(second.pk) == "done"  # asked again, not reused
+    assert len(scripted.calls) == 2
+    assert Job.objects.get(pk=second.pk).result["result_version"] == "2"
+    third = Photo.objects.create(image=image_file("third.png"))
+    assert pipeline.process(Job.objects.get(object_id=str(third.pk)).pk) == "reused"
+
+
 def test_different_scenes_do_not_reuse(photo_job, scripted, image_file, register):
     photo, job = photo_job()
     scripted.script.append(result("none"))

@@ -26,7 +26,7 @@ from ..models import (
     Status,
 )
 from ..policy import apply_block, apply_unblock, suggestion_for
-from ..providers import MediaError, Result
+from ..providers import MediaError, Result, UnknownProvider, get_provider
 from ..registry import Registration, registry
 from ..storage import discard, discards_evidence_on_failure, save_evidence
 from .jobs import log
@@ -38,6 +38,15 @@ Action = ReviewEvent.Action
 
 
 @discards_evidence_on_failure  # a failed transaction leaves no orphaned evidence files
+
+def result_version(alias: str) -> str:
+    """The provider's ``result_version``, stored with each result so that a result an older
+    engine made is not reused (``worker.reusable_result``)."""
+    try:
+        return get_provider(alias).result_version
+    except UnknownProvider:
+        return ""
+
 def ingest(job: Job, result: Result, raw: Any = None) -> Job:
     """Store a finished result as rows (replacing earlier rows) and apply the policy."""
     if result.status == "failed":
@@ -61,7 +70,8 @@ def ingest(job: Job, result: Result, raw: Any = None) -> Job:
                                 if lbl.risk_level != "none"})
         locked.frame_summary = result.frame_summary or _summary(result.frames)
         locked.audio_summary = result.audio_summary or _summary(result.slices)
-        locked.result = result.to_dict() | {"raw": None}
+        locked.result = result.to_dict() | {"raw": None,
+                                            "result_version": result_version(locked.provider)}
         locked.raw_result = raw if raw is not None else result.raw
         locked.error_code = locked.error_message = ""
         locked.next_attempt_at = None

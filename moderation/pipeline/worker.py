@@ -34,7 +34,7 @@ from ..providers import (
     UnknownProvider,
     get_provider,
 )
-from .ingest import _after_commit, ingest
+from .ingest import _after_commit, ingest, result_version
 from .jobs import _cancel, log
 from .live import follow_stream
 
@@ -352,16 +352,18 @@ def _callback_url(alias: str) -> str:
 
 
 def reusable_result(job: Job) -> Job | None:
-    """A finished job on the same bytes, provider and scenes, whose result we can reuse."""
+    """A finished job on the same bytes, provider and scenes, whose result we can reuse
+    (made by the provider's current ``result_version``: not by an engine that looked less)."""
     if not job.sha256:
         return None
     candidates = Job.objects.filter(
         sha256=job.sha256, provider=job.provider, biz_type=job.biz_type,
         media_kind=job.media_kind, status=Status.DONE, result__isnull=False,
     ).exclude(pk=job.pk).order_by("-completed_at")
-    wanted = (sorted(job.scenes or []), _reuse_options(job))
+    wanted = (sorted(job.scenes or []), _reuse_options(job), result_version(job.provider))
     return next((c for c in candidates[:20]
-                 if (sorted(c.scenes or []), _reuse_options(c)) == wanted), None)
+                 if (sorted(c.scenes or []), _reuse_options(c),
+                     c.result.get("result_version", "1")) == wanted), None)
 
 
 #: Job options that do not change what a provider answers: where an ad-hoc input is stored,

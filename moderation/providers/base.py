@@ -131,6 +131,9 @@ class Provider:
     required_options: tuple[str, ...] = ()
     #: the provider fetches media by URL (remote services), not from local bytes
     needs_url: bool = False
+    #: what the same bytes get from this provider; bump it when a change would answer them
+    #: differently (results of another version are not reused for new jobs)
+    result_version: str = "1"
 
     def __init__(self, alias: str, options: dict[str, Any] | None = None):
         self.alias = alias

@@ -41,6 +41,9 @@ SETTING_DEFAULTS = {
 class LocalProvider(Provider):
     capabilities = frozenset({IMAGE, VIDEO, AUDIO, FRAMES, LIVE, SYNC})
     default_scenes = ("porn", "qrcode", "ad")
+    # 2: animations frame by frame, samples over the whole file, images at a working size
+    # (version 1 looked at an animation's first frame and at a video's first 200 samples)
+    result_version = "2"
 
     def settings_for(self, request: ModerationRequest) -> dict[str, Any]:
         """Settings defaults, then provider OPTIONS, then the job's own options."""
