@@ -37,7 +37,7 @@ from django.views.decorators.http import require_POST
 
 from .conf import moderation_settings
 from .models import UNFINISHED, Job
-from .pipeline import ingest
+from .pipeline import handle_error, ingest
 from .providers import ModerationError, NotSupported, UnknownProvider, get_provider
 from .providers.aliyun.callbacks import (
     Callback,
@@ -200,8 +200,12 @@ def _store(provider, provider_alias: str, callback: Callback) -> HttpResponse:
     try:
         ingest(job, result, raw=callback.content)
     except ModerationError as exc:
-        logger.warning("callback for job %s could not be stored: %s", job.pk, exc)
-        return _answer(503, "not stored")
+        # A verified answer that is no verdict (the provider failed, or analysed nothing):
+        # the job records it like a worker would (failed, or retried by polling), and the
+        # provider is told it arrived: a resent callback would say the same.
+        logger.warning("callback for job %s is no verdict: %s", job.pk, exc)
+        handle_error(job, exc)
+        return _answer(200, "OK")
     except DataError as exc:  # a value the database refuses (too long, out of range)
         return _refuse(400, provider_alias, "content of job %s not storable: %s", job.pk, exc)
     finally:

@@ -165,6 +165,21 @@ def test_valid_callback_ingests_and_a_repeat_changes_nothing(aliyun):
 
 
 @pytest.mark.django_db
+def test_a_verified_callback_that_analysed_nothing_fails_the_job_once(aliyun):
+    """No frame and no audio is no verdict: the job fails visibly (never passes), and the
+    provider gets its 200 (a resent callback would carry the same nothing)."""
+    job = submitted_job()
+    content = json.dumps({"TaskId": "vi_f_task1", "DataId": job.data_id, "RiskLevel": "none",
+                          "FrameResult": {"FrameNum": 0, "Frames": []}})
+    assert post(content, signed(job, content)).status_code == 200
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "nothing_analysed")
+    assert job.suggestion != "pass" and job.lease_until is None
+    assert post(content, signed(job, content)).status_code == 200  # a resend: no change
+    assert ReviewEvent.objects.filter(job=job, action="failed").count() == 1
+
+
+@pytest.mark.django_db
 def test_replay_of_an_old_callback_for_a_finished_job_changes_nothing(aliyun):
     job = submitted_job()
     old = content_for(job)  # a first result, stored
