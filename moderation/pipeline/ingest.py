@@ -37,8 +37,6 @@ Action = ReviewEvent.Action
 # --- ingest and decide --------------------------------------------------------------------
 
 
-@discards_evidence_on_failure  # a failed transaction leaves no orphaned evidence files
-
 def result_version(alias: str) -> str:
     """The provider's ``result_version``, stored with each result so that a result an older
     engine made is not reused (``worker.reusable_result``)."""
@@ -47,6 +45,8 @@ def result_version(alias: str) -> str:
     except UnknownProvider:
         return ""
 
+
+@discards_evidence_on_failure  # a failed transaction leaves no orphaned evidence files
 def ingest(job: Job, result: Result, raw: Any = None) -> Job:
     """Store a finished result as rows (replacing earlier rows) and apply the policy."""
     if result.status == "failed":
