@@ -31,9 +31,9 @@ import os
 import re
 import socket
 import ssl
-import threading
 from urllib.parse import urlsplit
 
+from .loopback import LoopbackServer, close_quietly
 from .providers.errors import MediaError
 from .remote import vetted_addresses
 
@@ -57,53 +57,23 @@ def _mark(match: re.Match[bytes]) -> bytes:
     return b"http://%s%s:%s" % (match.group(1), TLS_SUFFIX.encode(), match.group(2) or b"443")
 
 
-class GuardProxy:
+class GuardProxy(LoopbackServer):
     """Listens on 127.0.0.1 (a free port) until closed; ``url`` goes into ``http_proxy``."""
+
+    thread_name = "moderation-guard-proxy"
+    backlog = 64
 
     def __init__(self) -> None:
         scrub_no_proxy()
         self.refused: list[str] = []
         self.requests = 0
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self._server.settimeout(0.2)
-        self._connections: set[socket.socket] = set()
-        self._thread = threading.Thread(target=self._accept, name="moderation-guard-proxy",
-                                        daemon=True)
-        self._thread.start()
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
-
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
-        self._thread.join(2)
-        self._server.close()
-        with self._lock:
-            for conn in list(self._connections):
-                _close(conn)
-
-    def __enter__(self) -> GuardProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return f"http://127.0.0.1:{self.local_port}"
 
     # -- serving --
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         upstream = None
@@ -139,7 +109,7 @@ class GuardProxy:
             for conn in (client, upstream):
                 if conn is not None:
                     self._untrack(conn)
-                    _close(conn)
+                    close_quietly(conn)
 
     def _connect(self, client: socket.socket, host: str, port: int) -> socket.socket | None:
         """A connection to a vetted address of ``host``, or None after answering 403/502."""
@@ -198,14 +168,6 @@ class GuardProxy:
         while data and not self._closed.is_set():
             client.sendall(data)
             data = answer.read1(BUFFER)
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(conn)
 
 
 @functools.cache
@@ -273,6 +235,3 @@ def _answer(client: socket.socket, status: int, reason: str) -> None:
         client.sendall(head.encode() + body)
 
 
-def _close(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        conn.close()

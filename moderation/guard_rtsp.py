@@ -15,11 +15,11 @@ length) or a text head up to an empty line plus ``Content-Length`` bytes of body
 
 from __future__ import annotations
 
-import contextlib
 import re
 import select
 import socket
-import threading
+
+from .loopback import LoopbackServer, close_quietly
 
 MAX_HEAD = 64 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -68,58 +68,27 @@ class MessageSplitter:
         return bytes(out)
 
 
-class RtspGuard:
+class RtspGuard(LoopbackServer):
     """Listens on 127.0.0.1 and relays each connection to ``address``:``port`` (vetted)."""
+
+    thread_name = "moderation-guard-rtsp"
 
     def __init__(self, address: str, port: int, original_netloc: str):
         self.address, self.port, self.original = address, port, original_netloc.encode()
         self.refused: list[str] = []
-        self._closed = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0), backlog=8)
-        self._server.settimeout(0.2)
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, name="moderation-guard-rtsp",
-                                        daemon=True)
-        self._thread.start()
+        super().__init__()
 
     @property
     def netloc(self) -> str:
-        return f"127.0.0.1:{self._server.getsockname()[1]}"
-
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)
-        self._thread.join(2)
-        self._server.close()
-        with self._lock:
-            for conn in list(self._sockets):
-                conn.close()
-
-    def __enter__(self) -> RtspGuard:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        return f"127.0.0.1:{self.local_port}"
 
     def _serve(self, client: socket.socket) -> None:
         upstream = None
         try:
             upstream = socket.create_connection((self.address, self.port),
                                                 timeout=CONNECT_TIMEOUT)
-            with self._lock:
-                self._sockets.update((client, upstream))
+            self._track(client)
+            self._track(upstream)
             for conn in (client, upstream):
                 conn.settimeout(None)
             self._relay(client, upstream)
@@ -128,9 +97,8 @@ class RtspGuard:
         finally:
             for conn in (client, upstream):
                 if conn is not None:
-                    with self._lock:
-                        self._sockets.discard(conn)
-                    conn.close()
+                    self._untrack(conn)
+                    close_quietly(conn)
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         outgoing = MessageSplitter(self._request)
