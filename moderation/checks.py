@@ -23,6 +23,10 @@
 | moderation.W001 | evidence storage inside MEDIA_ROOT (evidence would be public)    |
 | moderation.W002 | Q_CLUSTER timeout shorter than a video or live job may take      |
 | moderation.W003 | a provider refused our credentials in the last 24 h (database)  |
+| moderation.E020 | a local DETECTORS entry that does not import, build or satisfy   |
+|                 | the Detector protocol                                            |
+| moderation.W004 | a registration asks the local provider for scenes no configured  |
+|                 | detector covers (terrorism, live, logo by default)               |
 
 W003 reads the job history, so it runs only when a database is named:
 ``manage.py check --database default`` (and during ``migrate``).
@@ -342,6 +346,68 @@ def check_fetchable_fields(app_configs=None, **kwargs):
                 id="moderation.E012",
             ))
     return errors
+
+
+@register(Tags.compatibility)
+def check_detectors(app_configs=None, **kwargs):
+    """E020: the local engine's DETECTORS (setting, provider OPTIONS, registration options)
+    must build in a worker; W004: scenes asked of the local provider that no configured
+    detector covers would be skipped (listed in the job's ``ignored_scenes``) and pass."""
+    from .providers.local import LocalProvider
+    from .providers.local.detectors import canonical_scene
+    from .registry import registry
+
+    def detectors_of(options: dict, default) -> object:
+        return options["detectors"] if options.get("detectors") is not None else default
+
+    errors: list = []
+    covered: dict[str, set[str] | None] = {}  # alias -> scenes, None when broken
+    for alias, conf in moderation_settings.providers.items():
+        try:
+            backend = import_string(conf.get("BACKEND", ""))
+        except ImportError:  # E002
+            continue
+        if not (isinstance(backend, type) and issubclass(backend, LocalProvider)):
+            continue
+        value = detectors_of(conf.get("OPTIONS") or {}, moderation_settings.DETECTORS)
+        covered[alias] = _detector_scenes(value, f"Provider {alias!r}", errors)
+
+    for reg in registry:
+        alias = reg.provider_alias()
+        if alias not in covered:
+            continue
+        scenes, where = covered[alias], f"moderation.register({reg.model._meta.label})"
+        if reg.options.get("detectors") is not None:
+            scenes = _detector_scenes(reg.options["detectors"], where, errors)
+        if scenes is None:
+            continue
+        asked = reg.scenes or list(LocalProvider.default_scenes)
+        missing = [scene for scene in asked if canonical_scene(scene) not in scenes]
+        if missing:
+            errors.append(Warning(
+                f"{where} asks the local provider for {', '.join(missing)}, which no "
+                "configured detector covers: the offline engine skips these scenes.",
+                hint=f"Covered: {', '.join(sorted(scenes))}. Add a detector for them "
+                     "(MODERATION['DETECTORS'], e.g. the ONNX classifier with your model), "
+                     "or use a remote provider (docs/providers.md, \"Scene coverage\").",
+                id="moderation.W004",
+            ))
+    return errors
+
+
+def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
+    from .providers.local.detectors.config import configured, covered_scenes
+
+    try:
+        return covered_scenes(configured(value))
+    except (ImportError, TypeError, ValueError) as exc:
+        errors.append(Error(
+            f"{where}: DETECTORS cannot be used: {exc}",
+            hint="Each entry is a dotted path to a Detector class, or {'class': path, "
+                 "'options': {...}} (docs/providers.md, \"Detectors\").",
+            id="moderation.E020",
+        ))
+        return None
 
 
 @register(Tags.database)

@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     # a remote provider is called, and the PDQ Hamming distance that counts as a match.
     "LIBRARY_PRECHECK": True,
     "LIBRARY_MATCH_THRESHOLD": 31,
+    # The local engine's extra detectors, run after the built-ins: dotted paths or
+    # {"class": path, "options": {...}} (docs/providers.md, "Detectors"). The local
+    # provider's OPTIONS["detectors"] replaces this list for that provider.
+    "DETECTORS": [],
 }
 
 BUILTIN_PROVIDERS: dict[str, dict[str, Any]] = {

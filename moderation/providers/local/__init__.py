@@ -35,6 +35,7 @@ SETTING_DEFAULTS = {
     "max_file_duration": "MAX_DURATION",
     "chunk_seconds": "LIVE_CHUNK_SECONDS",
     "max_duration": "LIVE_MAX_DURATION",
+    "detectors": "DETECTORS",
 }
 
 
@@ -106,6 +107,7 @@ class LocalProvider(Provider):
         from .animation import analyse_animation, is_animated
         from .decode import decode_opened, make_thumbnail, open_image
         from .engine import get_engine, timed
+        from .jobs import engine_options
 
         max_bytes = self._option("max_image_bytes", "MAX_IMAGE_BYTES")
         working_size = self._option("image_working_size", "IMAGE_WORKING_SIZE")
@@ -128,7 +130,7 @@ class LocalProvider(Provider):
                 options=self.settings_for(request),
             )
 
-        labels, details = get_engine(self.options).analyse_image(
+        labels, details = get_engine(engine_options(self.settings_for(request))).analyse_image(
             bgr,
             request.scenes or self.default_scenes,
             libraries=request.libraries,

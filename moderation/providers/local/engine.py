@@ -1,7 +1,11 @@
-"""The offline image engine: PDQ hash libraries, NudeNet, QR codes, OCR + text rules.
+"""The offline image engine: PDQ hash libraries, then a list of detectors, OCR shared.
 
-One call analyses one BGR frame, so the video path can reuse it frame by frame. Measured
-costs and the pitfalls (P1..P8) behind the choices here are in ENGINE-NOTES.md:
+One call analyses one BGR frame, so the video path can reuse it frame by frame. The
+detectors (NudeNet, QR, text rules, and a site's own from ``DETECTORS``) follow the
+``Detector`` protocol of :mod:`.detectors`; the engine runs those whose scenes were asked
+for, pixel detectors first, then OCR once if any detector needs text, then the text
+detectors on that one text. Measured costs and the pitfalls (P1..P8) behind the choices
+here are in ENGINE-NOTES.md:
 
 * Nothing loads at import time, and the heavy libraries are imported inside functions:
   django-q2 forks its workers from a parent that must stay model-free (P2). Each model is
@@ -10,6 +14,9 @@ costs and the pitfalls (P1..P8) behind the choices here are in ENGINE-NOTES.md:
 * ``cv2.setNumThreads(1)`` runs once per process before any cv2 work (fork deadlock, P2).
 * Every ONNX session gets ``intra_op_threads`` threads: one process per core beats more
   threads per process on these small models (P3, P5).
+
+PDQ stays outside the detector list: it runs whatever the scenes (its hash is what
+feedback adds to a library) and an allow-list hit stops every detector.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,25 +34,36 @@ from numpy.typing import NDArray
 from ...labels import make_label
 from ..errors import ProviderError
 from ..result import Label
-from .text_rules import TextHit, classify_text
+from .detectors import (
+    TEXT,
+    Detection,
+    Detector,
+    DetectorSpec,
+    FrameInput,
+    LazyModel,
+    build_all,
+    canonical_scene,
+    cv2_module,
+    normalize_specs,
+    scenes_of,
+)
+from .detectors.builtin import (  # noqa: F401  (re-exported: tests and older imports)
+    AD,
+    NUDENET_LABELS,
+    PORN,
+    QR_DECODED_CONFIDENCE,
+    QR_UNDECODED_CONFIDENCE,
+    QRCODE,
+    NudityDetector,
+    QrDetector,
+    TextRulesDetector,
+    merge_labels,
+    nudenet_labels,
+    qr_labels,
+    text_labels,
+)
 
-PORN, QRCODE, AD, LIB = "porn", "qrcode", "ad", "lib"
-# Scene names a request may use -> the detector family that serves them.
-SCENES = {"porn": PORN, "qrcode": QRCODE, "ad": AD, "antispam": AD, "text": AD}
-
-# NudeNet class -> Alibaba 2.0 label. Classes not listed (faces, feet, belly, armpits,
-# male breast) are kept in the details but give no label.
-NUDENET_LABELS: dict[str, str] = {
-    "FEMALE_GENITALIA_EXPOSED": "pornographic_adultContent",
-    "MALE_GENITALIA_EXPOSED": "pornographic_adultContent",
-    "ANUS_EXPOSED": "pornographic_adultContent",
-    "FEMALE_BREAST_EXPOSED": "pornographic_adultContent",
-    "BUTTOCKS_EXPOSED": "sexual_partialNudity",
-    "FEMALE_GENITALIA_COVERED": "sexual_suggestiveContent",
-    "FEMALE_BREAST_COVERED": "sexual_suggestiveContent",
-    "BUTTOCKS_COVERED": "sexual_suggestiveContent",
-    "ANUS_COVERED": "sexual_suggestiveContent",
-}
+LIB = "lib"
 
 # OCR lines scored below this are kept in the details but not read by the text rules:
 # PP-OCR's misreadings of textures (trees, ripples) score about 0.5.
@@ -54,11 +72,9 @@ MIN_TEXT_SCORE = 0.6
 # PDQ hashes frames reduced to this longest side (see pdq_hash).
 PDQ_MAX_SIDE = 2048
 
-QR_DECODED_CONFIDENCE = 100.0
-# Found the finder patterns but could not decode: still most likely a QR code.
-QR_UNDECODED_CONFIDENCE = 70.0
-
 BgrImage = NDArray[np.uint8]
+
+_cv2 = cv2_module  # the name the rest of the package imports
 
 
 class HashMatch(Protocol):
@@ -79,31 +95,26 @@ class EngineConfig:
     intra_op_threads: int = 1
     nudenet_resolution: int = 320
     pdq_threshold: int = 31
+    detectors: tuple[DetectorSpec, ...] = ()  # a site's, after the built-ins
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> EngineConfig:
         options = options or {}
-        return cls(**{f.name: int(options[f.name]) for f in fields(cls) if f.name in options})
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if options.get(spec.name) is None:
+                continue
+            if spec.name == "detectors":
+                values["detectors"] = normalize_specs(options["detectors"])
+            else:
+                values[spec.name] = int(options[spec.name])
+        return cls(**values)
 
 
 # --- Process-wide state -------------------------------------------------------------------
 
 _process_lock = threading.Lock()
-_cv2_ready = False
 _engines: dict[EngineConfig, LocalEngine] = {}
-
-
-def _cv2() -> Any:
-    """cv2, with its thread pool set to one thread once per process (P2)."""
-    global _cv2_ready
-    import cv2
-
-    if not _cv2_ready:
-        with _process_lock:
-            if not _cv2_ready:
-                cv2.setNumThreads(1)
-                _cv2_ready = True
-    return cv2
 
 
 def get_engine(options: Mapping[str, Any] | None = None) -> LocalEngine:
@@ -127,14 +138,18 @@ def warm_up(options: Mapping[str, Any] | None = None) -> None:
 # --- Pure helpers -------------------------------------------------------------------------
 
 
-def resolve_scenes(scenes: Iterable[str]) -> tuple[set[str], list[str]]:
-    """Detector families to run, and the scene names that were not understood."""
+def resolve_scenes(
+    scenes: Iterable[str], covered: Iterable[str] = (PORN, QRCODE, AD)
+) -> tuple[set[str], list[str]]:
+    """Canonical scenes to run (``antispam``/``text`` -> ``ad``), and the scene names that
+    no detector serves."""
+    covered = set(covered)
     wanted: set[str] = set()
     ignored: list[str] = []
     for scene in scenes:
-        family = SCENES.get(scene.lower())
-        if family:
-            wanted.add(family)
+        name = canonical_scene(scene)
+        if name in covered:
+            wanted.add(name)
         else:
             ignored.append(scene)
     return wanted, ignored
@@ -160,42 +175,6 @@ def pdq_hash(bgr: BgrImage) -> tuple[str, int]:
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
 
 
-def merge_labels(
-    found: Iterable[tuple[str, float, Iterable[str]]], service: str, scene: str
-) -> list[Label]:
-    """One label per name from (name, confidence, notes): the best confidence, every note."""
-    best: dict[str, float] = {}
-    notes: dict[str, list[str]] = {}
-    for name, confidence, words in found:
-        best[name] = max(best.get(name, 0.0), confidence)
-        bucket = notes.setdefault(name, [])
-        bucket.extend(word for word in words if word not in bucket)
-    return [make_label(name, best[name], service, scene, ", ".join(notes[name])) for name in best]
-
-
-def nudenet_labels(detections: Iterable[Mapping[str, Any]]) -> list[Label]:
-    """Labels from NudeNet detections: score x 100, the best score per label."""
-    found = (
-        (NUDENET_LABELS[det["class"]], float(det["score"]) * 100, [det["class"]])
-        for det in detections
-        if det["class"] in NUDENET_LABELS
-    )
-    return merge_labels(found, "nudenet", PORN)
-
-
-def text_labels(hits: Iterable[TextHit]) -> list[Label]:
-    """One label per text label: the best confidence, every risk word."""
-    return merge_labels(((hit.label, hit.confidence, hit.risk_words) for hit in hits), "ocr", AD)
-
-
-def qr_labels(codes: list[dict[str, Any]]) -> list[Label]:
-    if not codes:
-        return []
-    payloads = [code["payload"] for code in codes if code["payload"]]
-    confidence = QR_DECODED_CONFIDENCE if payloads else QR_UNDECODED_CONFIDENCE
-    return [make_label("pt_qrCode", confidence, "qr", QRCODE, "; ".join(payloads))]
-
-
 @contextmanager
 def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     """Record the wall time of the block in ``timings[stage]``, in milliseconds."""
@@ -210,61 +189,28 @@ def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 
 class LocalEngine:
-    """Detectors for one configuration, each loaded on first use and then shared.
+    """The detectors of one configuration, each loading its model on first use.
 
-    ONNX sessions are safe to share between threads; RapidOCR keeps per-call state on
-    itself and the QR detector is an OpenCV object, so those two are used under a lock.
+    RapidOCR keeps per-call state on itself, so OCR runs under a lock (one at a time per
+    process); detectors take care of their own thread safety.
     """
 
     def __init__(self, config: EngineConfig):
         self.config = config
-        self._load_lock = threading.Lock()
+        builtins: list[Detector] = [
+            NudityDetector(config.nudenet_resolution, config.intra_op_threads),
+            QrDetector(),
+            TextRulesDetector(),
+        ]
+        try:
+            self.detectors = build_all(config.detectors, builtins)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise ProviderError(f"a configured detector cannot be used: {exc}",
+                                code="bad_detector") from exc
+        self._scenes = {d.name: scenes_of(d) for d in self.detectors}
+        self.covered = frozenset().union(*self._scenes.values())
+        self._ocr: LazyModel[Any] = LazyModel(self._load_ocr)
         self._ocr_lock = threading.Lock()
-        self._qr_lock = threading.Lock()
-        self._models: dict[str, Any] = {}
-
-    def _model(self, name: str) -> Any:
-        model = self._models.get(name)
-        if model is None:
-            with self._load_lock:
-                model = self._models.get(name)
-                if model is None:
-                    try:
-                        model = getattr(self, f"_load_{name}")()
-                    except ImportError as exc:
-                        raise ProviderError(
-                            f"the local provider needs {exc.name or exc}: "
-                            "pip install 'django-media-moderation[local]'",
-                            code="missing_dependency",
-                        ) from exc
-                    self._models[name] = model
-        return model
-
-    def _session_options(self) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.config.intra_op_threads
-        options.inter_op_num_threads = 1
-        # Spinning threads hurt on a busy shared machine (P14).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return options
-
-    def _load_nudenet(self) -> Any:
-        import os
-
-        import nudenet
-        import onnxruntime as ort
-
-        _cv2()
-        detector = nudenet.NudeDetector(inference_resolution=self.config.nudenet_resolution)
-        # NudeDetector ignores ``providers`` and takes no SessionOptions, so its own
-        # session would use every core (P3): swap in one with our thread count.
-        path = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
-        detector.onnx_session = ort.InferenceSession(
-            path, sess_options=self._session_options(), providers=["CPUExecutionProvider"]
-        )
-        return detector
 
     def _load_ocr(self) -> Any:
         from rapidocr_onnxruntime import RapidOCR
@@ -277,31 +223,20 @@ class LocalEngine:
             det_limit_type="max",
         )
 
-    def _load_qr(self) -> Any:
-        # Aruco finds small QR codes the classic detector misses, and is faster (notes 4).
-        return _cv2().QRCodeDetectorAruco()
-
     def warm_up(self) -> None:
         rng = np.random.default_rng(0)
         frame = rng.integers(0, 255, size=(360, 640, 3), dtype=np.uint8)
-        self.analyse_image(frame, [PORN, QRCODE, AD])
+        self.analyse_image(frame, sorted(self.covered))
 
-    # -- detectors --
+    def active(self, scenes: Iterable[str], read_text: bool = True) -> list[Detector]:
+        """The detectors serving these scenes, in their configured order."""
+        wanted, _ = resolve_scenes(scenes, self.covered)
+        return [d for d in self.detectors
+                if self._scenes[d.name] & wanted and (read_text or TEXT not in d.needs)]
 
-    def detect_nudity(self, bgr: BgrImage) -> list[dict[str, Any]]:
-        # NudeNet feeds BGR input to the network as BGR (P4); give it BGR.
-        return self._model("nudenet").detect(bgr)
-
-    def detect_qr(self, bgr: BgrImage) -> list[dict[str, Any]]:
-        cv2 = _cv2()
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        detector = self._model("qr")
-        with self._qr_lock:
-            payload, points, _ = detector.detectAndDecode(gray)
-        if points is None:
-            return []
-        corners = np.asarray(points).reshape(-1, 2).round().astype(int).tolist()
-        return [{"payload": payload or "", "points": corners}]
+    def needs_text(self, scenes: Iterable[str]) -> bool:
+        """Would these scenes run OCR? (The OCR gate asks before it looks for text.)"""
+        return any(TEXT in d.needs for d in self.active(scenes))
 
     def read_text(
         self, bgr: BgrImage, mask: Iterable[list[list[int]]] = ()
@@ -322,7 +257,7 @@ class LocalEngine:
             small = small.copy()
             for polygon in polygons:
                 cv2.fillPoly(small, [(np.asarray(polygon) * scale).astype(np.int32)], (255,) * 3)
-        ocr = self._model("ocr")
+        ocr = self._ocr.get()
         with self._ocr_lock:
             result, _ = ocr(small)
         lines = []
@@ -356,16 +291,21 @@ class LocalEngine:
         scenes: Iterable[str],
         libraries: HashLibraries | None = None,
         keywords: dict[str, list[str]] | None = None,
+        read_text: bool = True,
     ) -> tuple[list[Label], dict[str, Any]]:
         """Labels for one frame, and JSON-safe details: raw outputs and timings in ms.
 
         PDQ runs first and always (its hash is what feedback adds to a library): an
-        allow-list hit ends the analysis with ``nonLabel_lib``.
+        allow-list hit ends the analysis with ``nonLabel_lib``. ``read_text=False`` (the
+        OCR gate found no text) skips OCR and the detectors that need it.
         """
-        wanted, ignored = resolve_scenes(scenes)
+        scenes = list(scenes)
+        wanted, ignored = resolve_scenes(scenes, self.covered)
+        active = self.active(scenes, read_text)
+        served = sorted(set().union(*(self._scenes[d.name] for d in active)) & wanted)
         timings: dict[str, float] = {}
         details: dict[str, Any] = {
-            "scenes": sorted(wanted),
+            "scenes": served,
             "ignored_scenes": ignored,
             "size": [int(bgr.shape[1]), int(bgr.shape[0])],
             "timings_ms": timings,
@@ -377,7 +317,7 @@ class LocalEngine:
         details["pdq"] = {"hash": pdq_hex, "quality": quality}
         match = details["library_match"] = self.match_library(libraries, pdq_hex, quality)
         if match and match["list_type"] == "allow":
-            details["skipped"] = sorted(wanted)
+            details["skipped"] = served
             note = f"allow-list match at distance {match['distance']}"
             return [make_label("nonLabel_lib", 100, "pdq", LIB, note)], details
         if match:
@@ -386,24 +326,36 @@ class LocalEngine:
             note = f"block-list match at distance {match['distance']}"
             labels.append(make_label(name, 100, "pdq", LIB, note))
 
-        if PORN in wanted:
-            with timed(timings, "nudenet"):
-                details["nudenet"] = self.detect_nudity(bgr)
-            labels += nudenet_labels(details["nudenet"])
-        if QRCODE in wanted:
-            with timed(timings, "qr"):
-                details["qr"] = self.detect_qr(bgr)
-            labels += qr_labels(details["qr"])
-        if AD in wanted:
+        frame = FrameInput(bgr=bgr, keywords=keywords)
+        mask: list[list[list[int]]] = []
+        text_detectors = [d for d in active if TEXT in d.needs]
+        for detector in active:
+            if detector in text_detectors:
+                continue
+            detection = self._run(detector, frame, timings)
+            mask += detection.text_mask
+            details.update(detection.details)
+            labels += detection.labels
+        if text_detectors:
             with timed(timings, "ocr"):
-                mask = [code["points"] for code in details.get("qr", ())]
-                lines = details["ocr"] = self.read_text(bgr, mask)
-            with timed(timings, "rules"):
-                text = "\n".join(ln["text"] for ln in lines if ln["score"] >= MIN_TEXT_SCORE)
-                hits = classify_text(text, keywords)
-            details["text_hits"] = [asdict(hit) for hit in hits]
-            labels += text_labels(hits)
+                frame.text_lines = details["ocr"] = self.read_text(bgr, mask)
+                frame.text = "\n".join(
+                    ln["text"] for ln in frame.text_lines if ln["score"] >= MIN_TEXT_SCORE
+                )
+            for detector in text_detectors:
+                detection = self._run(detector, frame, timings)
+                details.update(detection.details)
+                labels += detection.labels
 
         if not labels:
-            labels.append(make_label("nonLabel", 100, "local", ",".join(sorted(wanted))))
+            labels.append(make_label("nonLabel", 100, "local", ",".join(served)))
         return labels, details
+
+    @staticmethod
+    def _run(detector: Detector, frame: FrameInput, timings: dict[str, float]) -> Detection:
+        with timed(timings, detector.name):
+            detection = detector.detect(frame)
+        if not isinstance(detection, Detection):
+            raise ProviderError(f"detector {detector.name!r} returned {type(detection).__name__}"
+                                ", not a Detection", code="bad_detector")
+        return detection

@@ -43,7 +43,6 @@ from ..result import Label, Slice
 
 AUTO, PROCESSES, THREADS = "auto", "processes", "threads"
 PARALLELISM = (AUTO, PROCESSES, THREADS)
-OCR_SCENES = frozenset({"ad", "antispam", "text"})
 
 _lock = threading.Lock()
 _pools: dict[int, ProcessPoolExecutor] = {}
@@ -224,18 +223,22 @@ def analyse_frame(
     engine_options: Mapping[str, Any],
     ocr_gate: bool,
 ) -> FrameOutcome:
-    """The image engine on one frame; with ``ocr_gate``, OCR only where text may be."""
+    """The image engine on one frame; with ``ocr_gate``, OCR only where text may be.
+
+    ``engine_options`` carries the site's ``detectors`` specs: a pool child builds its
+    detectors from them (it has none of the parent's state), once per configuration.
+    """
     from .engine import get_engine
 
     wall, cpu = time.perf_counter(), time.thread_time()
+    engine = get_engine(engine_options)
     gated = False
-    if ocr_gate and OCR_SCENES.intersection(s.lower() for s in scenes):
+    if ocr_gate and engine.needs_text(scenes):
         from .textgate import may_have_text
 
-        if not may_have_text(bgr):
-            scenes = [s for s in scenes if s.lower() not in OCR_SCENES]
-            gated = True
-    labels, details = get_engine(engine_options).analyse_image(bgr, scenes, libraries, keywords)
+        gated = not may_have_text(bgr)
+    labels, details = engine.analyse_image(bgr, scenes, libraries, keywords,
+                                           read_text=not gated)
     return FrameOutcome(
         labels=labels,
         details=details,
