@@ -46,7 +46,10 @@ SAMPLES = Path(__file__).resolve().parent.parent / "demo_project" / "sample_medi
 SPEECH_AD = MEDIA / "speech_ad.mp4"
 SCENES = ["porn", "qrcode", "ad"]
 QR, CONTACT = "pt_qrCode", "pt_toDirectContact_tii"
-BASE = {"thumbnail_size": 160, "workers": 2}  # the pool the module fixture starts
+# The pool the module fixture starts. The speech expectations are pocketsphinx's (with
+# keyword spotting); test_asr.py has Whisper's.
+BASE = {"thumbnail_size": 160, "workers": 2, "asr_engine": "pocketsphinx",
+        "asr_keyword_spotting": True}
 
 needs_ffmpeg = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
 
@@ -94,7 +97,7 @@ def risky(frame) -> set[tuple[str, str]]:
 def workers() -> Iterator[None]:
     """Start the worker processes with their models once; stop them after the module."""
     with deadline(120):
-        pool.warm_workers(pool.PROCESSES, BASE["workers"], {})
+        pool.warm_workers(pool.PROCESSES, BASE["workers"], {"asr_engine": "pocketsphinx"})
     yield
     pool.shutdown_pools()
 

@@ -2,11 +2,12 @@
 
 Measured costs are in ENGINE-NOTES.md (section 5, P9):
 
-* ``PocketSphinxRecogniser`` (the default) decodes one utterance with the full language
-  model; ``WhisperRecogniser`` uses a local faster-whisper model, an optional extra.
-* The full language model mishears rare phrases ("cheap pills" -> "cheap thrills"), so the
-  configured keywords are also *spotted* over the whole track by a second decoder in
-  keyword-spotting mode (RTF 0.03), with a detection threshold per phrase length.
+* ``WhisperRecogniser`` (the default) runs a Whisper model shipped in a PyPI wheel
+  (whisper_models.py) with faster-whisper; ``PocketSphinxRecogniser`` is the light option,
+  decoding one utterance with pocketsphinx's full language model.
+* pocketsphinx's language model mishears rare phrases ("cheap pills" -> "cheap thrills"),
+  so the configured keywords can also be *spotted* over the whole track by a second
+  decoder in keyword-spotting mode (RTF 0.03), with a detection threshold per phrase length.
 
 Nothing loads at import time and pocketsphinx / faster-whisper are imported inside
 functions: workers fork from a parent that must stay model-free (P2). Each model loads on
@@ -22,13 +23,14 @@ import re
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import NotSupported
+from .whisper_models import DEFAULT_MODEL
 
 # The speech path's logger, as before the split, so logging configuration keeps applying.
 logger = logging.getLogger(f"{__package__}.speech")
@@ -49,16 +51,47 @@ POCKETSPHINX_LOGLEVEL = "ERROR"  # INFO prints hundreds of lines per decoder
 # --- Recognisers --------------------------------------------------------------------------
 
 
+@dataclass
+class Word:
+    """One recognised word and its time in seconds from the start of the utterance."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
+class Transcript:
+    """What a recogniser heard in one utterance.
+
+    ``language`` is an ISO 639-1 code, "" when the recogniser does not detect it
+    (pocketsphinx); ``language_confidence`` is the detector's probability in [0, 1], None
+    when the language was not detected but given (an English-only model, ``asr_language``).
+    """
+
+    text: str
+    words: list[Word] = field(default_factory=list)
+    language: str = ""
+    language_confidence: float | None = None
+
+
 class Recogniser(Protocol):
     def transcribe(self, pcm: Pcm) -> str:
         """The words spoken in one utterance (16 kHz mono int16), "" for none."""
         ...
 
+    def recognise(self, pcm: Pcm, hotwords: list[str] | None = None) -> Transcript:
+        """The words of one utterance with their times and language, if the engine knows."""
+        ...
+
+    def load(self) -> Any: ...
+
 
 class PocketSphinxRecogniser:
     """pocketsphinx with its bundled en-us acoustic model, full LM and dictionary.
 
-    The decoder (0.3-0.5 s, +90 MB) loads on the first ``transcribe``.
+    The light option (``asr_engine="pocketsphinx"``): WER about 0.6 on synthetic speech
+    (docs/providers.md). The decoder (0.3-0.5 s, +90 MB) loads on the first ``transcribe``.
     """
 
     def __init__(self) -> None:
@@ -73,23 +106,40 @@ class PocketSphinxRecogniser:
         return self._decoder
 
     def transcribe(self, pcm: Pcm) -> str:
+        return self.recognise(pcm).text
+
+    def recognise(self, pcm: Pcm, hotwords: list[str] | None = None) -> Transcript:
+        """The hypothesis and its word times; ``hotwords`` are not used (the LM is fixed)."""
         if pcm.size == 0:
-            return ""
+            return Transcript("")
         with self._lock:
             decoder = self.load()
             decoder.start_utt()
             decoder.process_raw(np.ascontiguousarray(pcm, dtype=np.int16).tobytes(), full_utt=True)
             decoder.end_utt()
             hyp = decoder.hyp()  # None when nothing was recognised (P9)
-        return hyp.hypstr.strip() if hyp is not None else ""
+            frate = float(decoder.config["frate"])
+            words = [
+                Word(seg.word, seg.start_frame / frate, (seg.end_frame + 1) / frate)
+                for seg in decoder.seg() or ()
+                if seg.word and not seg.word.startswith(("<", "[")) and seg.word != "(NULL)"
+            ]
+        for word in words:  # alternates are spelt "word(2)"
+            word.text = re.sub(r"\(\d+\)$", "", word.text)
+        return Transcript(hyp.hypstr.strip() if hyp is not None else "", words)
 
 
 class WhisperRecogniser:
-    """faster-whisper (CTranslate2) from a local model directory; an optional extra.
+    """faster-whisper (CTranslate2) from a local model folder, decoded deterministically.
 
-    Never downloads: ``model_path`` must be a converted model directory on disk. The package
-    and the path are checked here, the model loads on the first ``transcribe``.
+    Never downloads (``local_files_only``). Decoding is greedy at temperature 0 with no
+    fallback and without conditioning on earlier text, so the same audio gives the same
+    words; output that loops is cut (:func:`drop_loops`). The configured keywords go in as
+    ``hotwords`` (a prompt: "cheap pills" stops coming out as "cheap peals"). Words come
+    with their times. A multilingual model detects the language of each piece.
     """
+
+    whole_piece = True  # one call per speech piece: the encoder's cost is per 30 s window
 
     def __init__(
         self,
@@ -99,8 +149,10 @@ class WhisperRecogniser:
         compute_type: str = "int8",
         cpu_threads: int = 1,
         beam_size: int = 1,
+        model_name: str = "",
+        model_dir: str | None = None,
     ) -> None:
-        if not model_path or not os.path.isdir(model_path):
+        if not model_name and (not model_path or not os.path.isdir(model_path)):
             raise NotSupported(
                 f"asr_model_path {model_path!r} is not a directory with a faster-whisper model",
                 code="asr_unavailable",
@@ -109,10 +161,13 @@ class WhisperRecogniser:
             import faster_whisper  # noqa: F401
         except ImportError as exc:
             raise NotSupported(
-                "asr_model_path needs faster-whisper: pip install faster-whisper",
+                "the whisper recogniser needs faster-whisper: pip install faster-whisper "
+                "(in the 'local' extra), or set asr_engine='pocketsphinx'",
                 code="asr_unavailable",
             ) from exc
         self.model_path = model_path
+        self.model_name = model_name  # a shipped model (whisper_models.py), checked at load
+        self.model_dir = model_dir
         self.language = language
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
@@ -124,33 +179,110 @@ class WhisperRecogniser:
         if self._model is None:
             from faster_whisper import WhisperModel
 
+            from .whisper_models import model_path
+
+            path = str(model_path(self.model_name, self.model_dir)) if self.model_name else (
+                self.model_path
+            )
             try:
                 self._model = WhisperModel(
-                    self.model_path,
+                    path,
                     device="cpu",
                     compute_type=self.compute_type,
                     cpu_threads=self.cpu_threads,
+                    num_workers=1,
                     local_files_only=True,
                 )
             except (OSError, RuntimeError, ValueError) as exc:
-                message = f"cannot load the whisper model at {self.model_path!r}: {exc}"
+                message = f"cannot load the whisper model at {path!r}: {exc}"
                 raise NotSupported(message, code="asr_unavailable") from exc
         return self._model
 
     def transcribe(self, pcm: Pcm) -> str:
+        return self.recognise(pcm).text
+
+    def recognise(self, pcm: Pcm, hotwords: list[str] | None = None) -> Transcript:
         if pcm.size == 0:
-            return ""
+            return Transcript("")
         audio = pcm.astype(np.float32) / 32768.0
         with self._lock:
             model = self.load()
-            parts, _info = model.transcribe(
+            parts, info = model.transcribe(
                 audio,
                 language=self.language,
                 beam_size=self.beam_size,
-                vad_filter=False,  # the utterance is already speech
+                temperature=0.0,  # one temperature: no sampling fallback, same words each run
                 condition_on_previous_text=False,
+                # kept at their defaults: with one temperature they no longer start a
+                # fallback, they only drop a window that is likely no speech (where the
+                # hotwords prompt would otherwise be echoed back)
+                no_speech_threshold=0.6,
+                log_prob_threshold=-1.0,
+                word_timestamps=True,
+                hotwords=hotword_prompt(hotwords),
+                vad_filter=False,  # the utterance is already speech
+                without_timestamps=False,
             )
-            return " ".join(part.text.strip() for part in parts).strip()
+            words = [
+                Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3))
+                for part in parts
+                for w in part.words or ()
+                if w.word.strip()
+            ]
+        words = drop_loops(words)
+        joiner = "" if info.language in NO_SPACE_LANGUAGES else " "
+        text = joiner.join(w.text for w in words).strip()
+        given = bool(self.language) or not model.model.is_multilingual
+        return Transcript(
+            text,
+            words,
+            language=info.language or "",
+            language_confidence=None if given else round(float(info.language_probability), 3),
+        )
+
+
+# Scripts written without spaces between words: whisper's word pieces join without one.
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+# The hotwords prompt is cut to this many characters (whisper's prompt holds ~223 tokens).
+MAX_HOTWORDS_CHARS = 400
+# A word run repeated more than this many times in a row is a decoding loop.
+MAX_REPEATS = 3
+MAX_LOOP_WORDS = 6
+
+
+def hotword_prompt(hotwords: list[str] | None) -> str | None:
+    """The keyword phrases as one prompt, most of them if they are many; None for none."""
+    prompt = ", ".join(dict.fromkeys(p.strip() for p in hotwords or () if p.strip()))
+    return prompt[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0] if len(prompt) > MAX_HOTWORDS_CHARS else (
+        prompt or None
+    )
+
+
+def drop_loops(words: list[Word]) -> list[Word]:
+    """Words with any run of 1-6 words said more than :data:`MAX_REPEATS` times in a row cut
+    back to that many: whisper sometimes repeats a phrase until the window ends."""
+    keys = [re.sub(r"\W+", "", w.text.casefold()) for w in words]
+    keep = list(range(len(words)))
+    size = 1
+    while size <= MAX_LOOP_WORDS:
+        out: list[int] = []
+        i = 0
+        while i < len(keep):
+            gram = [keys[k] for k in keep[i : i + size]]
+            runs = 1
+            while keep[i + runs * size : i + (runs + 1) * size] and [
+                keys[k] for k in keep[i + runs * size : i + (runs + 1) * size]
+            ] == gram:
+                runs += 1
+            if runs > MAX_REPEATS and len(gram) == size:
+                out += keep[i : i + MAX_REPEATS * size]
+                i += runs * size
+            else:
+                out.append(keep[i])
+                i += 1
+        keep = out
+        size += 1
+    return [words[k] for k in keep]
 
 
 _recognisers: dict[tuple[Any, ...], Recogniser] = {}
@@ -160,24 +292,29 @@ _recognisers_lock = threading.Lock()
 def recogniser_key(options: Mapping[str, Any] | None) -> tuple[Any, ...]:
     """The configuration a recogniser is built from, as a hashable key.
 
-    ``asr_engine`` picks the engine explicitly; otherwise ``asr_model_path`` means Whisper.
+    ``asr_engine`` is ``"whisper"`` (the default) or ``"pocketsphinx"``. Whisper runs the
+    shipped ``asr_model`` (``"base"``, or ``"tiny.en"``) unless ``asr_model_path`` names a
+    model folder of one's own (used as is, without the sha256 check).
     """
     options = options or {}
     path = options.get("asr_model_path") or ""
-    engine = options.get("asr_engine") or ("whisper" if path else "pocketsphinx")
+    engine = options.get("asr_engine") or "whisper"
     if engine == "pocketsphinx":
         return ("pocketsphinx",)
     if engine == "whisper":
+        name = "" if path else str(options.get("asr_model") or DEFAULT_MODEL)
         return (
             "whisper",
             str(path),
+            name,
+            str(options.get("asr_model_dir") or "") or None,
             options.get("asr_language") or None,
             str(options.get("asr_compute_type", "int8")),
             int(options.get("intra_op_threads", 1)),
             int(options.get("asr_beam_size", 1)),
         )
     raise NotSupported(
-        f"asr_engine {engine!r} is not one of 'pocketsphinx', 'whisper'", code="asr_unavailable"
+        f"asr_engine {engine!r} is not one of 'whisper', 'pocketsphinx'", code="asr_unavailable"
     )
 
 
@@ -194,9 +331,10 @@ def get_recogniser(options: Mapping[str, Any] | None = None) -> Recogniser:
 def _build_recogniser(key: tuple[Any, ...]) -> Recogniser:
     if key[0] == "pocketsphinx":
         return PocketSphinxRecogniser()
-    _, path, language, compute_type, threads, beam = key
+    _, path, name, model_dir, language, compute_type, threads, beam = key
     return WhisperRecogniser(
-        path, language=language, compute_type=compute_type, cpu_threads=threads, beam_size=beam
+        path, language=language, compute_type=compute_type, cpu_threads=threads,
+        beam_size=beam, model_name=name, model_dir=model_dir,
     )
 
 

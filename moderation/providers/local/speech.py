@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import wave
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from .asr import (
     KWS_LONG_THRESHOLD,
     KWS_THRESHOLDS,
     MAX_KWS_SEARCHES,
+    NO_SPACE_LANGUAGES,
     POCKETSPHINX_LOGLEVEL,
     RATE,
     KeywordHit,
@@ -40,7 +42,9 @@ from .asr import (
     Pcm,
     PocketSphinxRecogniser,
     Recogniser,
+    Transcript,
     WhisperRecogniser,
+    Word,
     get_recogniser,
     get_spotter,
     kws_phrase,
@@ -70,6 +74,7 @@ from .speech_rules import (
     SpeechRule,
     _unique,
     classify_speech,
+    keyword_labels,
     speech_label,
     spoken_phone_numbers,
 )
@@ -93,7 +98,8 @@ __all__ = [
     "PHONE_CONFIDENCE", "PHONE_DIGITS", "POCKETSPHINX_LOGLEVEL", "PROFANITY_LABEL", "RATE",
     "REPEATS", "SCENE", "SPEECH_RULES", "SPOKEN_APPS", "SUPERSEDED_TEXT_RULES", "Finding",
     "KeywordHit", "KeywordSpotter", "Pcm", "PocketSphinxRecogniser", "Recogniser", "SpeechHit",
-    "SpeechRule", "SpeechSegment", "WhisperRecogniser", "analyse_speech", "asr_findings",
+    "SpeechRule", "SpeechSegment", "Transcript", "WhisperRecogniser", "Word", "analyse_speech",
+    "asr_findings",
     "attach_hits", "classify_speech", "cut", "decode_audio", "drop_blips", "get_recogniser",
     "get_spotter", "keyword_phrases", "kws_phrase", "kws_threshold", "merge_close",
     "merge_findings", "recogniser_key", "risk_words", "segment", "speech_label", "split_long",
@@ -115,6 +121,11 @@ CHUNK_SECONDS = 10.0
 KWS_CONFIDENCE = 90.0
 # A keyword hit belongs to an utterance when its middle lies within it, give or take this.
 HIT_SLACK = 0.3
+# A whisper word belongs to the nearest utterance within this many seconds (its times are
+# coarser than the VAD's), else it is dropped.
+WORD_SLACK = 1.0
+# Keyword spotting on top of the recogniser: measured by bench/speech_asr.py (docs/providers.md).
+KEYWORD_SPOTTING_DEFAULT = False
 
 
 # --- Audio --------------------------------------------------------------------------------
@@ -300,6 +311,9 @@ class _Span:
     end: float
     text: str = ""
     findings: list[Finding] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)  # times from the start of the piece
+    language: str = ""
+    language_confidence: float | None = None
 
 
 def analyse_speech(
@@ -311,22 +325,52 @@ def analyse_speech(
 ) -> list[Slice]:
     """One ``Slice`` per utterance of ``pcm`` (times + ``offset``), plus keyword-only slices.
 
-    Each utterance is transcribed and matched by the speech and text rules; the configured
-    keywords are also spotted over the whole track. Flagged slices carry a WAV clip.
+    Each utterance is transcribed (the configured keywords as hotwords) and matched by the
+    speech and text rules; with ``asr_keyword_spotting`` the keywords are also spotted over
+    the whole track. Flagged slices carry a WAV clip and their risk words' times.
     """
     if pcm.size == 0:
         return []
+    options = options or {}
     recogniser = get_recogniser(options)
-    spans = [
-        _Span(u.start, u.end, recogniser.transcribe(cut(pcm, u.start, u.end)))
-        for u in segment(pcm)
-    ]
+    phrases = keyword_phrases(keywords)
+    spans = [_Span(u.start, u.end) for u in segment(pcm)]
+    if getattr(recogniser, "whole_piece", False):
+        hear_piece(recogniser, pcm, spans, phrases)
+    else:
+        for span in spans:
+            heard = recogniser.recognise(cut(pcm, span.start, span.end), phrases)
+            shift = [Word(w.text, w.start + span.start, w.end + span.start) for w in heard.words]
+            span.text, span.words = heard.text, shift
+            span.language, span.language_confidence = heard.language, heard.language_confidence
     for span in spans:
         span.findings = asr_findings(span.text, keywords)
-    phrases = keyword_phrases(keywords)
-    hits = spot_keywords(pcm, phrases) if phrases else []
-    spans = attach_hits(spans, hits)
+    spotting = options.get("asr_keyword_spotting", KEYWORD_SPOTTING_DEFAULT)
+    hits = spot_keywords(pcm, phrases) if phrases and spotting else []
+    spans = attach_hits(spans, hits, keywords)
     return [to_slice(span, pcm, offset) for span in spans]
+
+
+def hear_piece(recogniser: Recogniser, pcm: Pcm, spans: list[_Span], phrases: list[str]) -> None:
+    """Transcribe the whole piece at once and give each utterance the words said in it.
+
+    Whisper encodes 30 s windows whatever the input's length (~2 s for base on one thread),
+    so one call per piece costs what one call per utterance would. A word belongs to the
+    utterance its middle is nearest to; words further than ``WORD_SLACK`` from every
+    utterance are dropped (the VAD heard nothing there: likely an echo of the prompt).
+    """
+    if not spans:
+        return
+    heard = recogniser.recognise(pcm, phrases)
+    joiner = "" if heard.language in NO_SPACE_LANGUAGES else " "
+    for word in heard.words:
+        middle = (word.start + word.end) / 2
+        span = min(spans, key=lambda s: max(s.start - middle, middle - s.end, 0.0))
+        if max(span.start - middle, middle - span.end) <= WORD_SLACK:
+            span.words.append(word)
+    for span in spans:
+        span.text = joiner.join(w.text for w in span.words).strip()
+        span.language, span.language_confidence = heard.language, heard.language_confidence
 
 
 def keyword_phrases(keywords: dict[str, list[str]] | None) -> list[str]:
@@ -341,15 +385,21 @@ def asr_findings(text: str, keywords: dict[str, list[str]] | None) -> list[Findi
     ]
 
 
-def attach_hits(spans: list[_Span], hits: list[KeywordHit]) -> list[_Span]:
+def attach_hits(
+    spans: list[_Span], hits: list[KeywordHit], keywords: dict[str, list[str]] | None = None
+) -> list[_Span]:
     """Add each keyword hit to the utterance it falls in, or to a slice of its own.
+
+    A hit is labelled with its category's speech label (``keyword_labels``), as the same
+    words in a transcript are.
 
     Hits outside every utterance (speech the VAD missed) that overlap each other share one
     slice; it has no transcript, so its ``text`` stays empty.
     """
     loose: list[_Span] = []
     for hit in hits:
-        finding = Finding(CUSTOMIZED, KWS_CONFIDENCE, [hit.phrase], "kws")
+        findings = [Finding(label, KWS_CONFIDENCE, [hit.phrase], "kws")
+                    for label in keyword_labels(hit.phrase, keywords)]
         middle = (hit.start + hit.end) / 2
         home = next(
             (s for s in spans if s.start - HIT_SLACK <= middle <= s.end + HIT_SLACK), None
@@ -360,7 +410,7 @@ def attach_hits(spans: list[_Span], hits: list[KeywordHit]) -> list[_Span]:
         if home is None:
             home = _Span(hit.start, hit.end)
             loose.append(home)
-        home.findings.append(finding)
+        home.findings.extend(findings)
     return sorted(spans + loose, key=lambda s: s.start)
 
 
@@ -397,4 +447,29 @@ def to_slice(span: _Span, pcm: Pcm, offset: float) -> Slice:
         risk_words=risk_words(span.findings),
         risk_level=risk,
         audio=wav_bytes(cut(pcm, span.start, span.end)) if risk != "none" else None,
+        language=span.language,
+        language_confidence=span.language_confidence,
+        words=word_times(risk_words(span.findings), span.words, offset),
     )
+
+
+def word_times(phrases: list[str], words: list[Word], offset: float) -> list[dict]:
+    """Where each risk phrase was said: its first and last word's times (+ ``offset``).
+
+    Phrases are found by their words in the transcript, case and punctuation aside; one
+    not found word for word (a keyword-spotting hit, digits read out) gets no entry.
+    """
+    keys = [_word_key(w.text) for w in words]
+    out = []
+    for phrase in phrases:
+        wanted = [k for k in (_word_key(p) for p in phrase.split()) if k]
+        for i in range(len(keys) - len(wanted) + 1) if wanted else ():
+            if keys[i : i + len(wanted)] == wanted:
+                first, last = words[i], words[i + len(wanted) - 1]
+                out.append({"word": phrase, "start": round(float(first.start) + offset, 2),
+                            "end": round(float(last.end) + offset, 2)})
+    return out
+
+
+def _word_key(text: str) -> str:
+    return re.sub(r"[^\w]+", "", text.casefold())
