@@ -3,6 +3,9 @@
 Label names follow Alibaba Content Moderation 2.0 so that results of every provider read
 alike. ``MODERATION["LABELS"]`` overrides entries (``{"pt_qrCode": {"risk_level": "high"}}``).
 Suffixes: ``<label>_tii`` is text in the image (OCR), ``<label>_lib`` a hash-library hit.
+Words found in speech carry the family name of :mod:`.vocabulary` (``ad``, ``contraband``);
+each family's speech label has the risk level of its OCR labels, so a phrase said and the
+same phrase written weigh the same (tests/test_vocabulary.py holds the table to that).
 Unknown labels count as ``medium`` at any confidence, so nothing new slips through silently.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .providers.result import RISK_LEVELS, Label
+from .vocabulary import CUSTOM, PREFIX_FAMILIES, family_of
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,16 @@ DEFAULT_LABELS: dict[str, LabelRule] = {
         "medium", 50, "text with contact details or traffic diversion"
     ),
     "profanity_offensive_tii": LabelRule("medium", 50, "profanity in text"),
-    # Speech (Alibaba 1.0 audio antispam vocabulary).
+    # Speech: the families of vocabulary.py, as Alibaba 2.0 audio names them. The built-in
+    # rules' families weigh like their OCR labels (medium); keyword families like "_tii".
     "profanity": LabelRule("medium", 50, "profanity in speech"),
     "ad": LabelRule("medium", 50, "advertising or traffic diversion in speech"),
-    "C_customized": LabelRule("high", 50, "a configured keyword in speech"),
+    CUSTOM: LabelRule("high", 50, "a configured keyword in speech"),
+    **{
+        family: LabelRule("high", 50, f"{meaning} in speech")
+        for _, family, meaning in PREFIX_FAMILIES
+        if family not in ("ad", "profanity")
+    },
 }
 
 # Families matched by suffix when a label has no entry of its own.
@@ -48,15 +58,24 @@ UNKNOWN_RULE = LabelRule("medium", 0, "label without a rule")
 
 
 def rule_for(label: str) -> LabelRule:
+    """A label's rule: its own entry, else its vocabulary family's (a keyword found by OCR
+    weighs what the same words said weigh), else its suffix's. ``LABELS`` overrides by the
+    label's own name first, then by its family's (``{"contraband": ...}`` covers
+    ``contraband_drug_tii`` too)."""
     from .conf import moderation_settings
 
+    family = family_of(label)
     base = DEFAULT_LABELS.get(label)
+    if base is None and family in DEFAULT_LABELS:
+        kin = DEFAULT_LABELS[family]
+        base = LabelRule(kin.risk_level, kin.min_confidence, SUFFIX_RULES["_tii"].description)
     if base is None:
         base = next(
             (rule for suffix, rule in SUFFIX_RULES.items() if label.endswith(suffix)),
             UNKNOWN_RULE,
         )
-    override = (moderation_settings.LABELS or {}).get(label)
+    overrides = moderation_settings.LABELS or {}
+    override = overrides.get(label) or overrides.get(family)
     if override:
         base = LabelRule(
             risk_level=override.get("risk_level", base.risk_level),

@@ -18,6 +18,8 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .language import describe as describe_language
+from .language import is_uncertain
 from .storage import get_evidence_storage
 
 
@@ -286,6 +288,10 @@ class AudioSlice(models.Model):
     clip = models.FileField(
         storage=get_evidence_storage, upload_to="clips/%Y/%m/%d", blank=True, max_length=300
     )
+    # What the recogniser said it heard: a language code ("en", "zh") and its probability
+    # 0..1; empty / null when it did not say (pocketsphinx, keyword-only slices, providers).
+    language = models.CharField(max_length=16, blank=True)
+    language_confidence = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["job", "start", "id"]
@@ -296,6 +302,15 @@ class AudioSlice(models.Model):
     @property
     def label_names(self) -> list[str]:
         return [lbl["label"] for lbl in self.labels]
+
+    @property
+    def language_uncertain(self) -> bool:
+        """The detected language is too doubtful to trust the transcript (see language.py)."""
+        return is_uncertain(self.language, self.language_confidence)
+
+    @property
+    def language_text(self) -> str:
+        return describe_language(self.language, self.language_confidence)
 
 
 class ReviewEvent(models.Model):

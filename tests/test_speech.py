@@ -304,7 +304,8 @@ def test_the_ad_sentence_is_an_ad_and_a_spotted_keyword(ad_slices):
     ad = label_named(part, AD)
     assert ad.service == "asr"
     assert any("dot com" in word for word in part.risk_words)
-    keyword = label_named(part, CUSTOMIZED)
+    # contraband_drug's speech label (vocabulary.py), from keyword spotting as from a transcript.
+    keyword = label_named(part, "contraband")
     # The LM hears "cheap thrills"; only keyword spotting hears the configured phrase.
     assert "kws" in keyword.service
     assert "cheap pills" in part.risk_words
@@ -474,11 +475,14 @@ def test_speech_rules_leave_benign_speech_alone(transcript):
 def test_shared_text_labels_map_to_speech_labels():
     assert speech.speech_label("pt_toDirectContact_tii") == AD
     assert speech.speech_label("profanity_offensive_tii") == PROFANITY_LABEL
-    assert speech.speech_label("contraband_drug_tii") == CUSTOMIZED
+    # One vocabulary: a keyword category keeps its family when spoken (was C_customized).
+    assert speech.speech_label("contraband_drug_tii") == "contraband"
+    assert speech.speech_label("my_words_tii") == CUSTOMIZED
 
 
-def test_configured_keywords_in_a_transcript_are_customized():
-    hits = classify_speech("we sell cheap pills here", {"contraband_drug": ["cheap pills"]})
+def test_configured_keywords_in_a_transcript_take_their_family():
+    keywords = {"contraband_drug": ["cheap pills"], "my_words": ["blue moon"]}
+    hits = classify_speech("we sell cheap pills here under a blue moon", keywords)
     assert {(hit.label, word) for hit in hits for word in hit.risk_words} == {
-        (CUSTOMIZED, "cheap pills")
+        ("contraband", "cheap pills"), (CUSTOMIZED, "blue moon")
     }

@@ -53,19 +53,20 @@ def test_video_file_becomes_frame_and_slice_rows(django_capture_on_commit_callba
     assert profane[0].clip and "idiot" in profane[0].risk_words
     # "cheap pills" (a configured keyword) is misheard by the transcript as "cheap
     # thrills": keyword spotting finds it, and the slice says so.
-    keyword = [s for s in slices if "C_customized" in s.label_names]
+    # contraband_drug's speech label is its family, "contraband" (vocabulary.py).
+    keyword = [s for s in slices if "contraband" in s.label_names]
     assert keyword and abs(keyword[0].start - AD_AT) <= 1 and "cheap pills" in keyword[0].risk_words
-    found_by = {lbl["service"] for lbl in keyword[0].labels if lbl["label"] == "C_customized"}
+    found_by = {lbl["service"] for lbl in keyword[0].labels if lbl["label"] == "contraband"}
     assert found_by <= {"kws", "asr+kws"} and found_by
     assert job.audio_summary["profanity"] == 1
-    assert job.suggestion == "block" and job.decision == "auto_block"  # C_customized: high
+    assert job.suggestion == "block" and job.decision == "auto_block"  # contraband: high
     assert Post.objects.get(pk=post.pk).hidden
     # the job page shows the transcript, who found what, and a permission-checked player
     from django.urls import reverse
 
     page = admin_client.get(reverse("admin:moderation_job_change", args=[job.pk]))
     body = page.content.decode()
-    assert "this is a fucking scam" in body and "C_customized 90% (kws" in body
+    assert "this is a fucking scam" in body and "contraband 90% (kws" in body
     assert reverse("moderation:slice-clip", args=[profane[0].pk]) in body
     clip = admin_client.get(reverse("moderation:slice-clip", args=[profane[0].pk]))
     assert clip.status_code == 200 and b"".join(clip.streaming_content)[:4] == b"RIFF"

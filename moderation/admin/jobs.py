@@ -68,7 +68,8 @@ class AudioSliceInline(admin.TabularInline):
     extra = 0
     can_delete = False
     max_num = 0
-    fields = ("start", "end", "risk", "text", "label_list", "risk_word_text", "clip_player")
+    fields = ("start", "end", "risk", "language_shown", "text", "label_list", "risk_word_text",
+              "clip_player")
     readonly_fields = fields
     verbose_name_plural = _("flagged audio slices (the whole transcript: the review page)")
 
@@ -78,6 +79,12 @@ class AudioSliceInline(admin.TabularInline):
     @admin.display(description=_("risk"))
     def risk(self, obj):
         return risk_badge(obj.risk_level)
+
+    @admin.display(description=_("language"))
+    def language_shown(self, obj):
+        if obj.language_uncertain:
+            return format_html('{} <strong>{}</strong>', obj.language_text, _("uncertain"))
+        return obj.language_text or "-"
 
     @admin.display(description=_("labels (found by)"))
     def label_list(self, obj):

@@ -103,11 +103,18 @@ class AudioSliceSerializer(serializers.ModelSerializer):
     labels = SliceLabelSerializer(many=True, read_only=True)
     risk_words = serializers.ListField(child=serializers.CharField(), read_only=True)
     clip_url = serializers.SerializerMethodField()
+    language = serializers.CharField(
+        read_only=True, help_text='language the recogniser detected ("en", "zh"), "" if unknown')
+    language_confidence = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="its probability 0..1, null if unknown")
+    language_uncertain = serializers.BooleanField(
+        read_only=True, help_text="true when the transcript's language (and so the "
+        "transcript) is not to be trusted: low probability or an unreliable language")
 
     class Meta:
         model = AudioSlice
         fields = ["id", "start", "end", "text", "labels", "risk_words", "risk_level",
-                  "clip_url"]
+                  "language", "language_confidence", "language_uncertain", "clip_url"]
         read_only_fields = fields
 
     def get_clip_url(self, part: AudioSlice) -> str | None:

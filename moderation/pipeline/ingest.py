@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..policy import apply_block, apply_unblock, suggestion_for
 from ..providers import MediaError, Result, UnknownProvider, get_provider
+from ..providers.result import probability
 from ..registry import Registration, registry
 from ..storage import discard, discards_evidence_on_failure, save_evidence
 from .jobs import log
@@ -157,7 +158,9 @@ def _write_slices(job: Job, result: Result, evidence) -> None:
                             "risk_level": lbl.risk_level, "service": lbl.service,
                             "description": lbl.description} for lbl in s.labels],
                    risk_words=s.risk_words,
-                   risk_level=s.risk_level, clip=evidence.get(("slice", i), ""))
+                   risk_level=s.risk_level, clip=evidence.get(("slice", i), ""),
+                   language=(s.language or "")[:16],
+                   language_confidence=probability(s.language_confidence))
         for i, s in enumerate(result.slices)
     ])
 

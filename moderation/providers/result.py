@@ -24,6 +24,18 @@ def worst_risk(levels) -> str:
     return max(levels, key=risk_rank, default="none")
 
 
+def probability(value: Any) -> float | None:
+    """A probability as stored: within 0..1, or None when unknown or not a number (JSON
+    has no NaN, and a provider's 1.0000001 is 1)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else min(max(value, 0.0), 1.0)  # NaN != NaN
+
+
 @dataclass
 class Label:
     label: str
@@ -71,9 +83,16 @@ class Slice:
     risk_words: list[str] = field(default_factory=list)
     risk_level: str = "none"
     audio: bytes | str | None = None
+    # The language the recogniser detected in this slice ("en", "zh"; "" when it does not
+    # say) and its probability 0..1 (None when unknown). See docs/providers.md "Language".
+    language: str = ""
+    language_confidence: float | None = None
+    # Where the risk words were said: [{"word", "start", "end"}] in seconds (local ASR).
+    words: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Slice:
+        language_confidence = data.get("language_confidence")
         return cls(
             start=float(data["start"]),
             end=float(data["end"]),
@@ -82,6 +101,9 @@ class Slice:
             risk_words=list(data.get("risk_words", [])),
             risk_level=data.get("risk_level", "none"),
             audio=data.get("audio") if isinstance(data.get("audio"), str) else None,
+            language=str(data.get("language") or ""),
+            language_confidence=probability(language_confidence),
+            words=[dict(w) for w in data.get("words") or () if isinstance(w, dict)],
         )
 
 
@@ -122,6 +144,7 @@ class Result:
         for part in data["slices"]:
             if not isinstance(part.get("audio"), str):
                 part["audio"] = None
+            part["language_confidence"] = probability(part.get("language_confidence"))
         return data
 
     @classmethod

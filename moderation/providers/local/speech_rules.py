@@ -3,7 +3,8 @@
 Pure functions over a string, no audio and no models. Transcripts have no case or
 punctuation and spell things out ("example dot com", "five five five"), so speech gets its
 own patterns on top of the shared text rules of :mod:`.text_rules`, whose labels are mapped
-to the Alibaba 1.0 audio labels.
+to their family's speech label by the one vocabulary (:mod:`moderation.vocabulary`): a
+category found in a transcript, by keyword spotting or by OCR reads as the same family.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .text_rules import CONTACT, PROFANITY, SPOKEN_TLDS, View, classify_text, plain_view, words_view
+from ...vocabulary import BUILTIN, CONTACT_CATEGORY, CUSTOM, PROFANITY_CATEGORY, SPEECH, label_for
+from ...vocabulary import speech_label as vocabulary_speech_label
+from .text_rules import SPOKEN_TLDS, View, classify_text, normalise, plain_view, words_view
 
-# Alibaba 1.0 audio antispam labels.
-AD, PROFANITY_LABEL, CUSTOMIZED = "ad", "profanity", "C_customized"
+# The speech labels of the built-in families (Alibaba 2.0 audio names: vocabulary.py).
+AD = BUILTIN[CONTACT_CATEGORY].speech
+PROFANITY_LABEL = BUILTIN[PROFANITY_CATEGORY].speech
+CUSTOMIZED = CUSTOM
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ MAX_SPOKEN_ZEROS = 3  # "oh oh oh ..." is an exclamation, not a number
 
 @dataclass
 class SpeechHit:
-    """A rule that fired on a transcript, with the Alibaba 1.0 audio label it gives."""
+    """A rule that fired on a transcript, with the speech label it gives (vocabulary.py)."""
 
     label: str
     confidence: float
@@ -143,12 +148,22 @@ def classify_speech(
 
 
 def speech_label(text_label: str) -> str:
-    """The audio label for a shared text-rule label (``<category>_tii`` is a keyword)."""
-    if text_label == CONTACT:
-        return AD
-    if text_label == PROFANITY:
-        return PROFANITY_LABEL
-    return CUSTOMIZED
+    """The speech label of a shared text-rule label's family (``pt_toDirectContact_tii`` ->
+    ``ad``, ``contraband_drug_tii`` -> ``contraband``, ``my_words_tii`` -> ``C_customized``)."""
+    return vocabulary_speech_label(text_label)
+
+
+def keyword_labels(phrase: str, keywords: dict[str, list[str]] | None) -> list[str]:
+    """The speech labels of every category that lists ``phrase``: what a keyword-spotting
+    hit is labelled, so that it agrees with the same words in a transcript. A phrase no
+    category lists (the spotter's own spelling of it) is a custom-list hit."""
+    wanted = normalise(phrase)
+    labels = [
+        label_for(category, SPEECH)
+        for category, words in (keywords or {}).items()
+        if any(normalise(word) == wanted for word in words)
+    ]
+    return list(dict.fromkeys(labels)) or [CUSTOMIZED]
 
 
 def _apply(rule: SpeechRule, words: View, source: str) -> SpeechHit | None:

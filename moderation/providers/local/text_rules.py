@@ -6,7 +6,9 @@ their spaces (``BUYCHEAPPILLSNOW``), ``o`` and ``0`` swap, full-width forms appe
 text is matched in three *views*, and every view remembers where each of its characters
 came from, so that a hit reports the words as they were written, not as normalised:
 
-``plain``    NFKC + casefold, nothing removed. For URLs, e-mails, phone numbers, handles.
+``plain``    NFKC + casefold; Chinese made comparable (traditional -> simplified, no
+             spaces between Han characters, long numeral runs as digits: zh_text.py).
+             For URLs, e-mails, phone numbers, handles.
 ``words``    word tokens joined by one space; leetspeak undone inside tokens that hold
              a letter (``c0ntact`` -> ``contact``, but ``010`` stays digits); runs of
              single letters glued (``f u c k`` -> ``fuck``). For phrases with ``\\b``.
@@ -21,8 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-CONTACT = "pt_toDirectContact_tii"
-PROFANITY = "profanity_offensive_tii"
+from ...vocabulary import BUILTIN, CONTACT_CATEGORY, OCR, PROFANITY_CATEGORY, label_for
+from .zh_text import NUMERALS, is_han, numeral_runs, simplified
+
+# The built-in rules' OCR labels; every label here comes from the one table (vocabulary.py).
+CONTACT = BUILTIN[CONTACT_CATEGORY].ocr
+PROFANITY = BUILTIN[PROFANITY_CATEGORY].ocr
 
 PLAIN, WORDS, COMPACT = "plain", "words", "compact"
 
@@ -212,13 +218,40 @@ class View:
 
 
 def plain_view(source: str) -> View:
+    """NFKC + casefold; Chinese made comparable (:mod:`.zh_text`): traditional characters
+    simplified, spaces between two Han characters dropped ("加 微 信"), runs of 7+ Chinese
+    numerals read as digits ("一三八…" for a phone number)."""
     chars: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(source):
         for out in unicodedata.normalize("NFKC", ch).casefold():
-            chars.append(out)
+            chars.append(simplified(out))
             origin.append(i)
-    return View("".join(chars), tuple(origin))
+    chars, origin = _join_han(chars, origin)
+    text = "".join(chars)
+    for start, end in numeral_runs(text):
+        text = text[:start] + text[start:end].translate(NUMERALS) + text[end:]
+    return View(text, tuple(origin))
+
+
+def _join_han(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+    """Without the spaces between two Han characters (Chinese puts none there)."""
+    drop: set[int] = set()
+    i = 0
+    while i < len(chars):
+        if not chars[i].isspace():
+            i += 1
+            continue
+        run_end = i
+        while run_end < len(chars) and chars[run_end].isspace():
+            run_end += 1
+        if i > 0 and run_end < len(chars) and is_han(chars[i - 1]) and is_han(chars[run_end]):
+            drop.update(range(i, run_end))
+        i = run_end
+    if not drop:
+        return chars, origin
+    keep = [i for i in range(len(chars)) if i not in drop]
+    return [chars[i] for i in keep], [origin[i] for i in keep]
 
 
 def words_view(plain: View) -> View:
@@ -284,7 +317,8 @@ def normalise(text: str) -> str:
 def classify_text(text: str, keywords: dict[str, list[str]] | None = None) -> list[TextHit]:
     """Every rule that fires on ``text``, one :class:`TextHit` per rule.
 
-    ``keywords`` maps a category to words; a hit gives the label ``<category>_tii``.
+    ``keywords`` maps a category to words; a hit gives the category's OCR label in
+    :mod:`moderation.vocabulary` (``<category>_tii``).
     """
     if not text or not text.strip():
         return []
@@ -343,7 +377,7 @@ def _compile_keywords(category: str, words: tuple[str, ...]) -> tuple[Rule, ...]
     Latin keywords match whole words (``\\b``), with optional spaces between their words;
     long ones (8+ letters) also match inside glued OCR text. Others (Chinese) are substrings.
     """
-    label = category if category.endswith("_tii") else f"{category}_tii"
+    label = label_for(category, OCR)
     bounded, substrings, glued = [], [], []
     for word in words:
         spaced = words_view(plain_view(word)).text
