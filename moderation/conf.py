@@ -23,7 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "POLICY": {"high": "block", "medium": "review", "low": "pass", "none": "pass"},
     # label -> {"risk_level": ..., "min_confidence": ...}; merged over the table in labels.py.
     "LABELS": {},
-    # category -> keywords; a match in text becomes the label "<category>_tii".
+    # category -> keywords; a match in text becomes the label "<category>_tii", in speech
+    # the category's family (vocabulary.py: contraband_drug -> contraband).
     "KEYWORDS": {},
     # Storage alias (a key of settings.STORAGES) for thumbnails and clips. When the alias
     # is not configured, a private FileSystemStorage at EVIDENCE_ROOT is used.
