@@ -322,3 +322,15 @@ def test_open_nsfw_runs_as_a_porn_scene_detector_from_its_wheel():
                                                          "opennsfw", "porn")
     with pytest.raises(ValueError, match=r"0\.\.100"):
         build(normalize_specs([{"class": OPENNSFW, "options": {"threshold": 101}}])[0])
+
+
+def test_results_made_before_a_detector_was_added_are_not_reused(model_file):
+    """The pipeline reuses a result only when ``result_version`` matches (test_pipeline)."""
+    plain = LocalProvider("local", {}).result_version
+    assert plain == "2"  # no site detector: earlier results stay reusable
+    with_classifier = LocalProvider("local", {"detectors": [spec(model_file)]}).result_version
+    assert with_classifier.startswith("2+detectors:") and with_classifier != plain
+    with override_settings(MODERATION={"DETECTORS": [spec(model_file)]}):
+        assert LocalProvider("local", {}).result_version == with_classifier
+    other = LocalProvider("local", {"detectors": [spec(model_file, threshold=90)]})
+    assert other.result_version not in (plain, with_classifier)

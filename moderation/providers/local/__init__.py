@@ -44,7 +44,28 @@ class LocalProvider(Provider):
     default_scenes = ("porn", "qrcode", "ad")
     # 2: animations frame by frame, samples over the whole file, images at a working size
     # (version 1 looked at an animation's first frame and at a video's first 200 samples)
-    result_version = "2"
+    engine_version = "2"
+
+    @property
+    def result_version(self) -> str:
+        """The engine's version, and a digest of the site's DETECTORS when it has some: a
+        result made before a detector was added (that skipped its scene) is not reused.
+        A registration's own ``detectors`` option is part of the job's options already."""
+        from .detectors import normalize_specs
+
+        configured = self.options.get("detectors")
+        if configured is None:
+            configured = moderation_settings.DETECTORS
+        try:
+            specs = normalize_specs(configured)
+        except ValueError:  # reported by check E020; such jobs fail with bad_detector
+            return f"{self.engine_version}+detectors:invalid"
+        if not specs:
+            return self.engine_version
+        import hashlib
+
+        digest = hashlib.sha256(repr(specs).encode()).hexdigest()[:12]
+        return f"{self.engine_version}+detectors:{digest}"
 
     def settings_for(self, request: ModerationRequest) -> dict[str, Any]:
         """Settings defaults, then provider OPTIONS, then the job's own options."""
