@@ -17,7 +17,9 @@ Measured on 2 cores (bench/video_engine.py, 60 s video, dedup and OCR gate on):
   = False`` lets each worker have its own pool of processes.
 
 Risk levels are computed again in the parent (the child sees default settings unless
-DJANGO_SETTINGS_MODULE names a module), so ``MODERATION["LABELS"]`` always applies.
+DJANGO_SETTINGS_MODULE names a module), so ``MODERATION["LABELS"]`` always applies. For the
+same reason a site's ``DETECTORS`` travel with each task (in ``engine_options``, as
+picklable specs) and the child builds them itself, never from settings or parent state.
 """
 
 from __future__ import annotations
