@@ -4,6 +4,7 @@ so the documentation and the code cannot drift apart."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from django.test import override_settings
 
 from moderation import vocabulary
 from moderation.labels import risk_of, rule_for
-from moderation.providers.local import speech
+from moderation.providers.base import Media, ModerationRequest
+from moderation.providers.local import LocalProvider, speech
 from moderation.providers.local.asr import KeywordHit
 from moderation.providers.local.speech_rules import classify_speech, keyword_labels
 from moderation.providers.local.text_rules import classify_text
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "providers.md"
+AD_TEXT = ROOT / "demo_project" / "sample_media" / "ad_text.png"  # English + Chinese ad lines
 CELL = re.compile(r"`([^`]+)`")
 
 # Words that make each row's category fire. Built-in rules need no configured keywords.
@@ -133,3 +137,22 @@ def test_labels_outside_the_table_are_their_own_family():
     assert vocabulary.family_of("sexual_sounds") == "sexual_sounds"
     with pytest.raises(ValueError, match="unknown channel"):
         vocabulary.entry("contraband_drug").label("video")
+
+
+def test_real_ocr_and_the_same_words_said_and_spotted_are_one_family():
+    """The engine's OCR of a real image, the OCR'd lines as a transcript, and a spotted
+    phrase: each keyword category and built-in rule lands in the same family."""
+    keywords = {"contraband_drug": ["cheap deals"], "my_words": ["领取"]}
+    data = AD_TEXT.read_bytes()
+    media = Media(name="ad.png", kind="image", opener=lambda: io.BytesIO(data), size=len(data))
+    result = LocalProvider("local", {}).submit(
+        media, ModerationRequest(scenes=["ad"], options={"keywords": keywords}))
+    ocr = {label.label for label in result.labels}
+    assert ocr == {"pt_toDirectContact_tii", "contraband_drug_tii", "my_words_tii"}
+    transcript = " ".join(line["text"] for line in result.raw["ocr"])
+    said = {hit.label for hit in classify_speech(transcript, keywords)}
+    assert said == {"ad", "contraband", vocabulary.CUSTOM}
+    assert {vocabulary.family_of(label) for label in ocr} == said
+    spotted = {label for phrase in ("cheap deals", "领取")
+               for label in keyword_labels(phrase, keywords)}
+    assert spotted == {"contraband", vocabulary.CUSTOM}
