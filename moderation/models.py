@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .language import describe as describe_language
+from .language import doubt as language_doubt
 from .language import is_uncertain
 from .storage import get_evidence_storage
 
@@ -311,6 +312,10 @@ class AudioSlice(models.Model):
     @property
     def language_text(self) -> str:
         return describe_language(self.language, self.language_confidence)
+
+    @property
+    def language_doubt(self) -> str:
+        return language_doubt(self.language, self.language_confidence)
 
 
 class ReviewEvent(models.Model):

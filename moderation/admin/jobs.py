@@ -83,7 +83,8 @@ class AudioSliceInline(admin.TabularInline):
     @admin.display(description=_("language"))
     def language_shown(self, obj):
         if obj.language_uncertain:
-            return format_html('{} <strong>{}</strong>', obj.language_text, _("uncertain"))
+            return format_html('{} <strong title="{}">{}</strong>', obj.language_text,
+                               obj.language_doubt, _("uncertain"))
         return obj.language_text or "-"
 
     @admin.display(description=_("labels (found by)"))

@@ -108,8 +108,8 @@ class AudioSliceSerializer(serializers.ModelSerializer):
     language_confidence = serializers.FloatField(
         read_only=True, allow_null=True, help_text="its probability 0..1, null if unknown")
     language_uncertain = serializers.BooleanField(
-        read_only=True, help_text="true when the transcript's language (and so the "
-        "transcript) is not to be trusted: low probability or an unreliable language")
+        read_only=True, help_text="true when the transcript is not to be trusted by the rules: "
+        "language detected with a probability under 0.5, or one the text rules do not read")
 
     class Meta:
         model = AudioSlice
