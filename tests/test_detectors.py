@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core import checks
 from django.test import override_settings
 from PIL import Image
 
@@ -293,6 +294,8 @@ def test_scenes_no_detector_covers_are_a_warning_naming_them(register, model_fil
     assert "live, logo" in warning.msg and "terrorism" not in warning.msg
     register(Photo, scenes=["terrorism"], options={"detectors": [spec(model_file)]})
     assert check_detectors() == []
+    register(Photo, scenes=["logo"])
+    assert "moderation.W004" in {m.id for m in checks.run_checks()}  # registered with Django
     # a remote provider is not the offline engine's business
     remote = {"BACKEND": "moderation.providers.aliyun.guardrails.GuardrailsProvider",
               "OPTIONS": {"ACCESS_KEY_ID": "k", "ACCESS_KEY_SECRET": "s"}}
