@@ -51,10 +51,13 @@ SPOKEN_APPS = (
 INSULTS = r"stupid|dumb|ugly|pathetic|worthless|useless|loser|losers|jerk|scumbag|freak"
 
 SPEECH_RULES: tuple[SpeechRule, ...] = (
-    # A spelled-out site: "example dot com", "w w w dot example dot net".
+    # A spelled-out site: "example dot com", "w w w dot example dot net"; in Chinese
+    # "example点com", glued to the words around it ("访问example点com").
     _speech_rule(
         "speech.url", AD,
-        rf"\b(?!(?:{NOT_A_SITE})\b)[a-z0-9]+ dot (?:{SPOKEN_TLDS})\b(?: dot [a-z]{{2}}\b)?", 90,
+        rf"\b(?!(?:{NOT_A_SITE})\b)[a-z0-9]+ dot (?:{SPOKEN_TLDS})\b(?: dot [a-z]{{2}}\b)?"
+        rf"|(?<![a-z0-9])[a-z0-9]+ ?点 ?(?:{SPOKEN_TLDS})(?![a-z0-9])",
+        90,
     ),
     _speech_rule("speech.www", AD, r"\b(?:www|double u double u double u) dot [a-z0-9]+\b", 90),
     # A spelled-out e-mail address: "john at gmail dot com".

@@ -86,7 +86,9 @@ CONTACT_RULES: tuple[Rule, ...] = (
     ),
     # A spelled-out domain: "example dot com", "example点com".
     _rule(
-        "contact.spoken_url", CONTACT, WORDS, rf"\b[a-z0-9]+ ?(?:dot|点) ?(?:{SPOKEN_TLDS})\b", 90
+        "contact.spoken_url", CONTACT, WORDS,
+        # Bounded by Latin letters and digits only: Chinese glues words ("访问example点com").
+        rf"(?<![a-z0-9])[a-z0-9]+ ?(?:dot|点) ?(?:{SPOKEN_TLDS})(?![a-z0-9])", 90,
     ),
     _rule("contact.email", CONTACT, PLAIN, r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 95),
     # A social handle: "@name", not the "@" inside an e-mail address.
