@@ -45,6 +45,8 @@ AD_VIDEO, CLEAN_VIDEO = "speech_ad.mp4", "clean.mp4"
 SPEECH_AD = MEDIA / AD_VIDEO
 CLEAN = MEDIA / CLEAN_VIDEO
 KEYWORDS = {"contraband_drug": ["cheap pills"]}
+# These expectations are pocketsphinx's (with keyword spotting); Whisper's are in test_asr.py.
+POCKETSPHINX = {"asr_engine": "pocketsphinx", "asr_keyword_spotting": True}
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -62,12 +64,12 @@ def clean_pcm():
 
 @pytest.fixture(scope="module")
 def ad_slices(ad_pcm):
-    return analyse_speech(ad_pcm, keywords=KEYWORDS)
+    return analyse_speech(ad_pcm, keywords=KEYWORDS, options=POCKETSPHINX)
 
 
 @pytest.fixture(scope="module")
 def clean_slices(clean_pcm):
-    return analyse_speech(clean_pcm, keywords=KEYWORDS)
+    return analyse_speech(clean_pcm, keywords=KEYWORDS, options=POCKETSPHINX)
 
 
 def slice_near(slices, second):
@@ -194,17 +196,25 @@ def test_short_gaps_are_merged_blips_dropped_and_long_spans_split():
 # --- recognisers --------------------------------------------------------------------------
 
 
-def test_pocketsphinx_is_the_default_and_made_once_per_process():
-    first = get_recogniser({})
+def test_whisper_is_the_default_and_each_recogniser_made_once_per_process():
+    default = get_recogniser({})
+    assert isinstance(default, WhisperRecogniser)
+    assert (default.model_name, default.model_path) == ("base", "")
+    assert get_recogniser(None) is default
+    first = get_recogniser({"asr_engine": "pocketsphinx"})
     assert isinstance(first, PocketSphinxRecogniser)
-    assert get_recogniser(None) is first
     assert get_recogniser({"asr_engine": "pocketsphinx", "asr_model_path": ""}) is first
 
 
 def test_pocketsphinx_transcribes_an_utterance(ad_pcm):
-    text = get_recogniser({}).transcribe(ad_pcm[14 * RATE : 18 * RATE])
+    recogniser = get_recogniser(POCKETSPHINX)
+    text = recogniser.transcribe(ad_pcm[14 * RATE : 18 * RATE])
     assert "stupid idiot" in text
-    assert get_recogniser({}).transcribe(np.zeros(0, dtype=np.int16)) == ""
+    assert recogniser.transcribe(np.zeros(0, dtype=np.int16)) == ""
+    heard = recogniser.recognise(ad_pcm[14 * RATE : 18 * RATE])
+    assert [w.text for w in heard.words][-2:] == ["stupid", "idiot"]
+    assert all(0 <= w.start < w.end <= 4.0 for w in heard.words)
+    assert heard.language == ""  # pocketsphinx does not detect it
 
 
 def test_whisper_with_a_missing_model_path_is_not_supported(tmp_path):
@@ -361,7 +371,7 @@ def test_clean_video_gives_no_labels(clean_slices):
 
 def test_offset_shifts_slice_times(ad_pcm):
     part = ad_pcm[14 * RATE : 18 * RATE]
-    slices = analyse_speech(part, keywords=None, offset=14.0)
+    slices = analyse_speech(part, keywords=None, offset=14.0, options=POCKETSPHINX)
     assert len(slices) == 1
     assert slices[0].start == pytest.approx(14.2, abs=0.5)
     assert slices[0].end <= 18.0
