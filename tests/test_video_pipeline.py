@@ -50,14 +50,16 @@ def test_video_file_becomes_frame_and_slice_rows(django_capture_on_commit_callba
     slices = list(AudioSlice.objects.filter(job=job))
     profane = [s for s in slices if "profanity" in s.label_names]
     assert profane and abs(profane[0].start - PROFANITY_AT) <= 1
-    assert profane[0].clip and "idiot" in profane[0].risk_words
-    # "cheap pills" (a configured keyword) is misheard by the transcript as "cheap
-    # thrills": keyword spotting finds it, and the slice says so.
+    # Whisper base (the default) hears "this is a fucking scam used to piddit it".
+    assert profane[0].clip and "fucking" in profane[0].risk_words
+    assert profane[0].language == "en"
+    # "cheap pills" (a configured keyword, so a hotword) is in the transcript, and keyword
+    # spotting finds it too; the slice says so.
     # contraband_drug's speech label is its family, "contraband" (vocabulary.py).
     keyword = [s for s in slices if "contraband" in s.label_names]
     assert keyword and abs(keyword[0].start - AD_AT) <= 1 and "cheap pills" in keyword[0].risk_words
     found_by = {lbl["service"] for lbl in keyword[0].labels if lbl["label"] == "contraband"}
-    assert found_by <= {"kws", "asr+kws"} and found_by
+    assert found_by == {"asr+kws"}
     assert job.audio_summary["profanity"] == 1
     assert job.suggestion == "block" and job.decision == "auto_block"  # contraband: high
     assert Post.objects.get(pk=post.pk).hidden
@@ -66,7 +68,7 @@ def test_video_file_becomes_frame_and_slice_rows(django_capture_on_commit_callba
 
     page = admin_client.get(reverse("admin:moderation_job_change", args=[job.pk]))
     body = page.content.decode()
-    assert "this is a fucking scam" in body and "contraband 90% (kws" in body
+    assert "This is a fucking scam" in body and "(asr+kws" in body
     assert reverse("moderation:slice-clip", args=[profane[0].pk]) in body
     clip = admin_client.get(reverse("moderation:slice-clip", args=[profane[0].pk]))
     assert clip.status_code == 200 and b"".join(clip.streaming_content)[:4] == b"RIFF"
