@@ -50,6 +50,7 @@ from .labels import validate_overrides
 from .providers.base import Provider
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 from .registry import validate_frame_options
+from .remote import is_loopback_host
 
 LOCAL_PACKAGES = {
     "numpy": "numpy",
@@ -59,18 +60,6 @@ LOCAL_PACKAGES = {
     "cv2": "opencv-python-headless",
     "pdqhash": "pdqhash",
 }
-
-
-def _is_loopback(url: str) -> bool:
-    """An http URL on this machine: only a local stand-in (the emulator) can reach it, so
-    nothing crosses a network in clear text."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _provider_aliases_in_use() -> dict[str, str]:
@@ -145,7 +134,8 @@ def check_settings(app_configs=None, **kwargs):
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
             url = getattr(moderation_settings, key)
-            if url and not str(url).startswith("https://") and not _is_loopback(str(url)):
+            loopback = is_loopback_host(urlsplit(str(url)).hostname or "")
+            if url and not str(url).startswith("https://") and not loopback:
                 errors.append(Error(
                     f"MODERATION[{key!r}] = {url!r} is not https.",
                     hint="Providers post results and fetch media over the internet: use https.",
@@ -261,8 +251,6 @@ def _check_task_timeout():
 
 def _check_allowed_networks():
     """E013: the networks the network guard admits although private (moderation/remote.py)."""
-    import ipaddress
-
     networks = moderation_settings.ALLOWED_NETWORKS
     if isinstance(networks, str) or not isinstance(networks, list | tuple):
         return [Error("MODERATION['ALLOWED_NETWORKS'] must be a list of CIDR strings.",

@@ -26,6 +26,17 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "rtmp": 1935, "rtmps": 443, "rtsp": 5
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address literal: a host only this machine can reach."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """``ALLOWED_NETWORKS`` parsed (a bad entry is reported by check moderation.E013)."""
     networks = []

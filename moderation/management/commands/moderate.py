@@ -9,7 +9,6 @@ a real service could not reach it, so the command exits with status 2 and says w
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import mimetypes
 import os
@@ -31,6 +30,7 @@ from ...media import guess_kind, is_url
 from ...providers import Media, ModerationError, ModerationRequest, get_provider
 from ...providers.base import MEDIA_KINDS
 from ...registry import validate_frame_options
+from ...remote import is_loopback_host
 
 
 class Command(BaseCommand):
@@ -129,13 +129,7 @@ def loopback_endpoint(engine) -> bool:
     endpoint = getattr(engine, "endpoint", None)
     if not (isinstance(endpoint, tuple) and len(endpoint) == 2):
         return False
-    host = urlsplit(f"//{endpoint[1]}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(f"//{endpoint[1]}").hostname or "")
 
 
 def unreachable_message(engine, path: str) -> str:
