@@ -1,6 +1,9 @@
-"""Admin: jobs and the review console (jobs.py, console.py), hash libraries (libraries.py)."""
+"""Admin: jobs and the review console (jobs.py, console.py), hash libraries (libraries.py),
+and what a host ModelAdmin reuses (mixins.py)."""
 
-from .jobs import JobAdmin, ModeratedAdminMixin, ReviewEventAdmin
+from .jobs import JobAdmin, ReviewEventAdmin
 from .libraries import HashLibraryAdmin
+from .mixins import CurrentJobsInline, ModeratedAdminMixin
 
-__all__ = ["HashLibraryAdmin", "JobAdmin", "ModeratedAdminMixin", "ReviewEventAdmin"]
+__all__ = ["CurrentJobsInline", "HashLibraryAdmin", "JobAdmin", "ModeratedAdminMixin",
+           "ReviewEventAdmin"]

@@ -265,18 +265,3 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-class ModeratedAdminMixin:
-    """For a host ModelAdmin: a moderation status column (add ``"moderation_status"``
-    to list_display)."""
-
-    @admin.display(description=_("moderation"))
-    def moderation_status(self, obj):
-        jobs = Job.objects.for_object(obj).filter(is_current=True)
-        parts = [
-            format_html("{}: {}", job.field_name, job.decision or job.review_state
-                        if job.status == Status.DONE else job.status)
-            for job in jobs
-        ]
-        return format_html_join(", ", "{}", ((p,) for p in parts)) or "-"
