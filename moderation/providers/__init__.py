@@ -6,10 +6,11 @@ from functools import cache
 
 from django.utils.module_loading import import_string
 
-from .base import Feedback, Media, ModerationRequest, Provider
+from .base import Callback, Feedback, Media, ModerationRequest, Provider, ReceivedCallback
 from .errors import (
     AuthError,
     Expired,
+    MalformedCallback,
     MediaError,
     ModerationError,
     NotSupported,
@@ -20,10 +21,12 @@ from .result import Frame, Label, Result, Slice
 
 __all__ = [
     "AuthError",
+    "Callback",
     "Expired",
     "Feedback",
     "Frame",
     "Label",
+    "MalformedCallback",
     "Media",
     "MediaError",
     "ModerationError",
@@ -31,6 +34,7 @@ __all__ = [
     "NotSupported",
     "Provider",
     "ProviderError",
+    "ReceivedCallback",
     "Result",
     "Slice",
     "Throttled",

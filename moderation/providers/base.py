@@ -7,6 +7,12 @@ everything they need arrives in the request, everything they know leaves in the 
 Synchronous providers (``sync`` capability) return a finished result from
 :meth:`Provider.submit`; asynchronous ones return ``status="in_progress"`` with a
 ``task_id`` and are asked again through :meth:`Provider.fetch`.
+
+Providers that take pushed results (``callback`` capability) implement three hooks the
+callback view calls in order - :meth:`Provider.read_callback` (the body, already size-capped,
+into a :class:`ReceivedCallback`), :meth:`Provider.verify_callback` (against what the job
+sent) and :meth:`Provider.parse_callback` (into a Result) - and each provider checks its own
+configuration in :meth:`Provider.check` (``manage.py check``).
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .errors import NotSupported
 from .result import Result
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
+    from django.http import HttpRequest
 
 # Capability flags, declared per provider class.
 IMAGE = "image"
@@ -121,6 +131,31 @@ class Feedback:
     note: str = ""
 
 
+class ReceivedCallback(Protocol):
+    """What :meth:`Provider.read_callback` returns: enough to find the job (its task id or
+    the data id sent with the submission) and the provider's own ``content``."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def data_id(self) -> str: ...
+
+    @property
+    def content(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A plain :class:`ReceivedCallback` for providers that need nothing more."""
+
+    task_id: str = ""
+    data_id: str = ""
+    content: dict[str, Any] = field(default_factory=dict)
+    #: whatever the provider's verify hook needs (a signature, the exact body...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class Provider:
     """Base class. Subclasses set ``capabilities`` and implement the hooks they support."""
 
@@ -178,9 +213,34 @@ class Provider:
         """Send a moderator's verdict to the provider (``feedback`` capability)."""
         raise NotSupported(f"provider {self.alias!r} takes no feedback")
 
-    def parse_callback(self, content: dict[str, Any]) -> Result:
-        """A finished result from a pushed (verified) callback body (``callback`` capability)."""
+    # --- callbacks (``callback`` capability): the view calls read -> verify -> parse --------
+
+    def read_callback(self, request: HttpRequest, body: bytes) -> ReceivedCallback:
+        """The callback in a POST: ``body`` is at most ``CALLBACK_MAX_BYTES`` (the view
+        refuses larger ones unread), ``request`` gives the headers. Raise
+        :class:`~moderation.providers.errors.MalformedCallback` for anything that is not
+        one of this provider's callbacks (answered 400, nothing stored)."""
         raise NotSupported(f"provider {self.alias!r} takes no callbacks")
+
+    def verify_callback(self, callback: ReceivedCallback, seed: str,
+                        options: dict[str, Any]) -> bool:
+        """Whether the callback is authentic, given what the job sent with its submission
+        (its ``seed`` and ``options``). False is answered 403. Unverifiable is not
+        authentic: the default refuses everything."""
+        return False
+
+    def parse_callback(self, content: dict[str, Any]) -> Result:
+        """A finished result from a pushed (verified) callback's ``content``."""
+        raise NotSupported(f"provider {self.alias!r} takes no callbacks")
+
+    # --- configuration --------------------------------------------------------------------
+
+    @classmethod
+    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+        """System-check messages about this provider's ``OPTIONS`` (``manage.py check``
+        calls it for every configured alias). Missing ``required_options`` are reported
+        for every provider already (moderation.E003)."""
+        return []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"

@@ -57,3 +57,9 @@ class NotSupported(ModerationError):
     """The provider cannot do this (e.g. video on a provider without video)."""
 
     code = "not_supported"
+
+
+class MalformedCallback(ValueError):
+    """A posted body is not a callback of this provider (the callback view answers 400).
+
+    Raised by :meth:`Provider.read_callback`: a retry of the same body cannot succeed."""

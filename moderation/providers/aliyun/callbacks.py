@@ -1,4 +1,5 @@
-"""Alibaba callbacks, pure functions: read the form, find the ids, verify, parse.
+"""Alibaba callbacks: read the form, find the ids, verify, parse; and the provider hooks
+(:class:`AliyunCallbacks`, shared by the three Alibaba providers) the callback view calls.
 
 The service POSTs ``application/x-www-form-urlencoded`` with ``checksum`` and ``content``
 (aliyun-protocol.md §2.5; aliyun-api-reference.md §2.11, §3.6). ``content`` is the JSON text
@@ -15,21 +16,34 @@ PostgreSQL's ``jsonb`` when stored).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
+from urllib.parse import parse_qsl
 
+from django.core.checks import CheckMessage, Error
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+
+from ...conf import moderation_settings
+from ..base import CALLBACK
+from ..errors import MalformedCallback
 from ..result import Result
 from . import guardrails_video as video
 from .checksum import verify_checksum
 
 #: deepest nesting of ``content`` accepted (objects and arrays)
 MAX_DEPTH = 32
+#: a callback form has two fields; a body with more than this many is not one
+MAX_FIELDS = 20
 
+logger = logging.getLogger(__name__)
 
-class MalformedCallback(ValueError):
-    """The body is not a callback: a field is missing or ``content`` is not a JSON object."""
+__all__ = ["AliyunCallbacks", "Callback", "MalformedCallback", "form_fields", "read_callback"]
 
 
 def _no_constant(name: str) -> Any:
@@ -113,6 +127,42 @@ def _identifier(content: Mapping[str, Any], *keys: str) -> str:
     return ""
 
 
+def form_fields(request: HttpRequest, body: bytes) -> dict[str, str]:
+    """The form fields of a callback body, strictly: UTF-8 (after percent-decoding too),
+    urlencoded (what Alibaba sends) or multipart without files, no field repeated."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedCallback("the body is not UTF-8") from None
+    kind = request.content_type or "application/x-www-form-urlencoded"
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",
+                              max_num_fields=MAX_FIELDS)
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise MalformedCallback(f"not a form: {exc}") from None
+    elif kind == "multipart/form-data":
+        try:
+            parser = MultiPartParser(request.META, BytesIO(body), request.upload_handlers,
+                                     "utf-8")
+            data, files = parser.parse()
+        except (MultiPartParserError, SuspiciousOperation, ValueError) as exc:
+            raise MalformedCallback(f"not a form: {exc}") from None
+        if files:
+            raise MalformedCallback("a callback carries no files")
+        pairs = [(key, value) for key, values in data.lists() for value in values]
+        if len(pairs) > MAX_FIELDS:
+            raise MalformedCallback("too many fields")
+    else:
+        raise MalformedCallback(f"content type {kind!r} is not a form")
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise MalformedCallback(f"field {key!r} is repeated")
+        fields[key] = value
+    return fields
+
+
 def read_callback(form: Mapping[str, Any]) -> Callback:
     """The callback in a POST form (1.0/2.0 ``checksum``/``content``; the ReqId-based APIs'
     ``Checksum``/``Content`` spelling is accepted too, §3.6)."""
@@ -139,3 +189,40 @@ def parse_video_callback(content: Mapping[str, Any], service: str) -> Result:
     """A 2.0 video callback ``content`` (a VideoModerationResult ``Data``) as a finished
     Result, through the same parser as polling (§3.6: same structure as the query's Data)."""
     return video.parse_video_result({"Code": 200, "Data": dict(content)}, service)
+
+
+class AliyunCallbacks:
+    """The callback hooks of the Alibaba providers (mixed into ``AliyunProvider``): a form
+    with ``checksum`` + ``content``, verified with the account UID, the job's seed and the
+    crypt type (the job's ``crypt_type`` option, else ``OPTIONS['CRYPT_TYPE']``, SHA256)."""
+
+    alias: str
+    options: dict[str, Any]
+    capabilities: frozenset[str]
+
+    def read_callback(self, request: HttpRequest, body: bytes) -> Callback:
+        return read_callback(form_fields(request, body))
+
+    def verify_callback(self, callback: Callback, seed: str, options: dict[str, Any]) -> bool:
+        uid = str(self.options.get("UID") or "")
+        crypt_type = str(options.get("crypt_type") or self.options.get("CRYPT_TYPE")
+                         or "SHA256")
+        if not uid:
+            logger.error("provider %r has no OPTIONS['UID']: callbacks cannot be verified",
+                         self.alias)
+        return is_authentic(callback, uid, seed, crypt_type)
+
+    @classmethod
+    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+        """E011: with CALLBACK_BASE_URL set, a callback provider without a UID would refuse
+        every callback (the checksum includes the account UID)."""
+        errors = list(super().check(alias, options))  # type: ignore[misc]
+        if (moderation_settings.CALLBACK_BASE_URL and CALLBACK in cls.capabilities
+                and not options.get("UID")):
+            errors.append(Error(
+                f"Provider {alias!r} receives callbacks but has no UID option: every "
+                "callback would be refused (its checksum includes the account UID).",
+                hint="Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL.",
+                id="moderation.E011",
+            ))
+        return errors

@@ -18,6 +18,7 @@ from ...policy import suggestion_for
 from ..base import Media, Provider
 from ..errors import AuthError, NotSupported
 from ..result import Frame, Label, Result
+from .callbacks import AliyunCallbacks
 from .errors import ErrorRule, error_from_response, transport_error
 
 DEFAULT_REGION = "ap-southeast-1"
@@ -56,9 +57,10 @@ def image_result(labels: list[Label], risk: str, body: Mapping[str, Any]) -> Res
     )
 
 
-class AliyunProvider(Provider):
+class AliyunProvider(AliyunCallbacks, Provider):
     """Base of the Alibaba providers. Subclasses set ``default_timeout`` and implement
-    :meth:`default_endpoint` (each product resolves regions its own way, §1)."""
+    :meth:`default_endpoint` (each product resolves regions its own way, §1); the callback
+    hooks (form, UID, crypt type) are shared, used by those declaring ``callback``."""
 
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     needs_url = True

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...labels import make_label
-from ..base import IMAGE, SYNC, VIDEO, Media, ModerationRequest
+from ..base import CALLBACK, IMAGE, SYNC, VIDEO, Media, ModerationRequest
 from ..errors import AuthError, ProviderError
 from ..result import RISK_LEVELS, Label, Result, worst_risk
 from . import guardrails_video as video
@@ -116,7 +116,8 @@ class GuardrailsProvider(AliyunProvider):
 
     product = "green-cip"
 
-    capabilities = frozenset({IMAGE, VIDEO, SYNC})
+    # callback: video results are pushed when CALLBACK_BASE_URL is set (§3.6)
+    capabilities = frozenset({IMAGE, VIDEO, SYNC, CALLBACK})
     default_timeout = DEFAULT_TIMEOUT
     default_endpoint = staticmethod(default_endpoint)
 

@@ -20,6 +20,7 @@ from ...policy import suggestion_for
 from ..base import AUDIO, FRAMES, IMAGE, LIVE, SYNC, VIDEO, Media, ModerationRequest, Provider
 from ..errors import MediaError
 from ..result import Frame, Result, worst_risk
+from .checks import local_checks
 
 # Provider option -> the MODERATION setting that gives its default.
 SETTING_DEFAULTS = {
@@ -45,6 +46,11 @@ class LocalProvider(Provider):
     # 2: animations frame by frame, samples over the whole file, images at a working size
     # (version 1 looked at an animation's first frame and at a video's first 200 samples)
     engine_version = "2"
+
+    @classmethod
+    def check(cls, alias: str, options: dict[str, Any]) -> list:
+        """E009 (the ``local`` extra installed) and E021 (the speech recogniser)."""
+        return super().check(alias, options) + local_checks(alias, options)
 
     @property
     def result_version(self) -> str:
