@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import leases
 from .conf import moderation_settings
 from .models import Decision, FeedbackRequest, Frame, FrameLabel, HashEntry, Job, ReviewEvent
 from .providers import (
@@ -137,11 +138,10 @@ def _take(feedback_id: int) -> bool:
     that died). Not renewed, so longer than any one send (a provider call and its
     timeouts): a job's lease is short because a heartbeat renews it."""
     now = timezone.now()
-    until = now + max(LOST_AFTER, timedelta(seconds=moderation_settings.LEASE_SECONDS))
-    return bool(FeedbackRequest.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        pk=feedback_id, status=State.PENDING,
-    ).update(next_attempt_at=until))
+    seconds = max(LOST_AFTER.total_seconds(), moderation_settings.LEASE_SECONDS)
+    due = FeedbackRequest.objects.filter(leases.free("next_attempt_at", now), pk=feedback_id,
+                                         status=State.PENDING)
+    return leases.take(due, "next_attempt_at", leases.until(seconds, now))
 
 
 def send(feedback_id: int) -> str:

@@ -10,12 +10,11 @@ moderators opening the same item at the same moment cannot both win. A claim las
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from . import leases
 from .conf import moderation_settings
 from .models import Decision, Job, ModeratorPreference, ReviewState, Status
 from .providers.result import RISK_LEVELS
@@ -58,8 +57,7 @@ def queue() -> QuerySet[Job]:
 
 def _free_for(user, now) -> Q:
     """Nobody holds the item, the claim has expired, or ``user`` holds it."""
-    return (Q(claimed_by__isnull=True) | Q(claimed_until__isnull=True)
-            | Q(claimed_until__lte=now) | Q(claimed_by=user))
+    return Q(claimed_by__isnull=True) | leases.free("claimed_until", now) | Q(claimed_by=user)
 
 
 def claim(job: Job | int, user, now=None) -> bool:
@@ -67,12 +65,10 @@ def claim(job: Job | int, user, now=None) -> bool:
     or the item is no longer pending. One conditional UPDATE: safe against races."""
     now = now or timezone.now()
     pk = job.pk if isinstance(job, Job) else job
-    until = now + timedelta(seconds=claim_seconds())
-    taken = (
-        Job.objects.filter(pk=pk, review_state=ReviewState.PENDING, status=Status.DONE)
-        .filter(_free_for(user, now))
-        .update(claimed_by=user, claimed_until=until)
-    )
+    until = leases.until(claim_seconds(), now)
+    pending = (Job.objects.filter(pk=pk, review_state=ReviewState.PENDING, status=Status.DONE)
+               .filter(_free_for(user, now)))
+    taken = leases.take(pending, "claimed_until", until, claimed_by=user)
     if taken and isinstance(job, Job):
         job.claimed_by, job.claimed_until = user, until
     return bool(taken)
@@ -81,8 +77,8 @@ def claim(job: Job | int, user, now=None) -> bool:
 def release(job: Job | int, user) -> bool:
     """Give up ``user``'s claim (another moderator's claim is left alone)."""
     pk = job.pk if isinstance(job, Job) else job
-    return bool(Job.objects.filter(pk=pk, claimed_by=user)
-                .update(claimed_by=None, claimed_until=None))
+    return leases.release(Job.objects.filter(pk=pk, claimed_by=user), "claimed_until",
+                          claimed_by=None)
 
 
 def claim_holder_id(job: Job, now=None) -> int | None:

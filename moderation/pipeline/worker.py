@@ -6,16 +6,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import DatabaseError, connection, connections
 from django.db.models import Case, F, PositiveIntegerField, Q, When
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import ratelimit, signals
+from .. import leases, ratelimit, signals
 from ..conf import moderation_settings
 from ..libraries import hash_library
 from ..libraries import precheck as library_precheck
@@ -66,8 +63,11 @@ class Lease:
         self.lost = False
         self._lock = threading.Lock()
 
+    def _rows(self):
+        return Job.objects.filter(pk=self.job_id)
+
     def _new_until(self):
-        return timezone.now() + timedelta(seconds=moderation_settings.LEASE_SECONDS)
+        return leases.until(moderation_settings.LEASE_SECONDS)
 
     def take(self) -> bool:
         until = self._new_until()
@@ -75,7 +75,8 @@ class Lease:
                       | Q(provider_task_id=""))
         counted = Case(When(submitting, then=F("attempts") + 1), default=F("attempts"),
                        output_field=PositiveIntegerField())
-        if Job.objects.due().filter(pk=self.job_id).update(lease_until=until, attempts=counted):
+        if leases.take(Job.objects.due().filter(pk=self.job_id), "lease_until", until,
+                       attempts=counted):
             self.until = until
             return True
         return False
@@ -86,8 +87,7 @@ class Lease:
             if self.lost:
                 return False
             until = self._new_until()
-            if Job.objects.filter(pk=self.job_id, lease_until=self.until).update(
-                    lease_until=until):
+            if leases.renew(self._rows(), "lease_until", self.until, until):
                 self.until = until
             else:
                 self.lost = True
@@ -100,43 +100,14 @@ class Lease:
 
     def release(self) -> None:
         with self._lock:
-            Job.objects.filter(pk=self.job_id, lease_until=self.until).update(lease_until=None)
+            if self.until is not None:
+                leases.release(self._rows(), "lease_until", self.until)
 
-    @contextmanager
-    def heartbeat(self) -> Iterator[None]:
-        """Renew the lease every third of ``LEASE_SECONDS`` while the block runs.
-
-        Not inside a transaction: there the lease is not committed, so no other worker
-        can see it (nor take the job), and another connection could not renew it.
-        """
-        if connection.in_atomic_block:
-            yield
-            return
-        stop = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True,
-                                name=f"moderation-lease-{self.job_id}")
-        beat.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            beat.join()
-
-    def _beat(self, stop: threading.Event) -> None:
-        interval = moderation_settings.LEASE_SECONDS / 3
-        wait = interval
-        try:
-            while not stop.wait(wait):
-                try:
-                    if not self.renew():
-                        logger.warning("job %s: lease lost to another holder", self.job_id)
-                        return
-                    wait = interval
-                except DatabaseError as exc:  # e.g. SQLite busy: try again soon
-                    logger.warning("job %s: lease not renewed (%s)", self.job_id, exc)
-                    wait = min(interval, 2.0)
-        finally:
-            connections.close_all()  # this thread's own connections
+    def heartbeat(self):
+        """Renew the lease every third of ``LEASE_SECONDS`` while the block runs (not
+        inside a transaction: see ``leases.heartbeat``)."""
+        return leases.heartbeat(self.renew, moderation_settings.LEASE_SECONDS / 3,
+                                f"job {self.job_id}")
 
 
 def process(job_id: int) -> str:
