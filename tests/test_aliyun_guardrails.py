@@ -344,7 +344,7 @@ def test_endpoints():
 
 
 def test_declares_capabilities_and_required_options():
-    assert GuardrailsProvider.capabilities == {"image", "video", "sync"}
+    assert GuardrailsProvider.capabilities == {"image", "video", "sync", "callback"}
     assert GuardrailsProvider.required_options == ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     provider = GuardrailsProvider("g", {})
     provider.check_media(image())

@@ -1,0 +1,146 @@
+"""The provider contract, proven by a provider a site would write (tests/site_provider.py):
+its own callback format (JSON + HMAC header) through the real callback view, its own
+system check in ``manage.py check``, and capability flags the pipeline enforces."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import Client, override_settings
+from django.urls import reverse
+
+import moderation
+from moderation.models import Job, Status
+from moderation.providers import get_provider
+from moderation.testing import run_pending_jobs
+
+from . import site_provider
+from .conftest import png_bytes
+from .site_provider import SIGNATURE_HEADER, sign
+
+ALIAS, SECRET = "acme", "acme-secret-0123456789"
+BACKEND = "tests.site_provider.AcmeProvider"
+
+
+def acme_settings(secret: str = SECRET, **extra) -> dict:
+    return {"PROVIDERS": {ALIAS: {"BACKEND": BACKEND, "OPTIONS": {"SECRET": secret}}},
+            "DEFAULT_PROVIDER": ALIAS, **extra}
+
+
+@pytest.fixture
+def acme():
+    site_provider.SUBMITTED.clear()
+    with override_settings(MODERATION=acme_settings(
+            CALLBACK_BASE_URL="https://site.example")):
+        get_provider.cache_clear()
+        yield
+    get_provider.cache_clear()
+
+
+def submitted_job() -> Job:
+    """An image moderated through Acme, submitted: in progress at the provider."""
+    job = moderation.moderate(png_bytes(), name="pic.png", provider=ALIAS)
+    run_pending_jobs()
+    job.refresh_from_db()
+    return job
+
+
+def post(body: dict, signature: str | None = None, secret: str = SECRET):
+    data = json.dumps(body).encode()
+    headers = {SIGNATURE_HEADER: signature if signature is not None else sign(secret, data)}
+    return Client().post(reverse("moderation:callback", args=[ALIAS]), data=data,
+                         content_type="application/json", headers=headers)
+
+
+def verdict(job: Job, risk: str = "high") -> dict:
+    return {"task": job.provider_task_id, "seed": job.seed, "state": "finished",
+            "labels": [{"name": "pornographic_adultContent", "score": 97.5, "risk": risk}]}
+
+
+@pytest.mark.django_db
+def test_submit_then_its_own_signed_callback_finishes_the_job(acme):
+    job = submitted_job()
+    assert job.status == Status.IN_PROGRESS and job.provider_task_id == f"acme-{job.data_id}"
+    task_id, seed, callback_url = site_provider.SUBMITTED[0]
+    assert seed == job.seed
+    assert callback_url == "https://site.example" + reverse("moderation:callback",
+                                                            args=[ALIAS])
+
+    response = post(verdict(job))
+
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.status == Status.DONE
+    assert job.risk_level == "high" and job.suggestion == "block"
+    assert "pornographic_adultContent" in json.dumps(job.result)
+
+
+@pytest.mark.django_db
+def test_a_bad_signature_is_refused_and_changes_nothing(acme):
+    job = submitted_job()
+    assert post(verdict(job), signature="0" * 64).status_code == 403
+    assert post(verdict(job), secret="someone-elses-secret").status_code == 403
+    forged_seed = {**verdict(job), "seed": "guessed"}
+    assert post(forged_seed).status_code == 403
+    job.refresh_from_db()
+    assert job.status == Status.IN_PROGRESS and not job.result
+
+
+@pytest.mark.django_db
+def test_its_own_format_is_read_by_its_hook_not_refused_as_a_form(acme):
+    job = submitted_job()
+    url = reverse("moderation:callback", args=[ALIAS])
+    # Not JSON: the provider's read_callback refuses it (400), the view adds no rule.
+    assert Client().post(url, data=b"checksum=x&content=y",
+                         content_type="application/x-www-form-urlencoded").status_code == 400
+    assert post({"task": "acme-unknown", "seed": job.seed, "state": "finished"}
+                ).status_code == 404
+    # Verified but not shaped like a result: its parser refuses it (400), nothing stored.
+    assert post({**verdict(job), "state": "exploded"}).status_code == 400
+    job.refresh_from_db()
+    assert job.status == Status.IN_PROGRESS
+    # A verified answer that is no verdict: recorded like a worker would, 200.
+    assert post({**verdict(job), "state": "failed"}).status_code == 200
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.error_code == "provider_failed"
+
+
+@pytest.mark.django_db
+def test_a_provider_without_the_callback_capability_gets_no_callbacks(scripted):
+    url = reverse("moderation:callback", args=["scripted"])
+    response = Client().post(url, data=b"{}", content_type="application/json")
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_media_kind_it_does_not_declare_fails_the_job_visibly(acme):
+    job = moderation.moderate(b"RIFF\x00\x00\x00\x00WAVEfmt ", name="talk.wav", kind="audio",
+                              provider=ALIAS)
+    run_pending_jobs()
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.error_code == "not_supported"
+    assert site_provider.SUBMITTED == []
+
+
+def check_output(moderation_settings: dict) -> str:
+    out, err = StringIO(), StringIO()
+    with override_settings(MODERATION=moderation_settings):
+        try:
+            call_command("check", stdout=out, stderr=err)
+        except SystemCheckError as exc:
+            return str(exc) + err.getvalue()
+    return out.getvalue() + err.getvalue()
+
+
+def test_its_own_system_check_appears_in_manage_py_check():
+    weak = check_output(acme_settings(secret="short", CALLBACK_BASE_URL="https://site.example"))
+    assert "acme.W001" in weak and "SECRET is shorter than 16" in weak
+    # No Alibaba rule applies to it: no UID is needed for its callbacks.
+    assert "moderation.E011" not in weak
+    assert "acme.W001" not in check_output(acme_settings())
+    missing = check_output(acme_settings(secret=""))
+    assert "moderation.E003" in missing and "acme.W001" not in missing
