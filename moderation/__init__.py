@@ -1,16 +1,33 @@
 """Content moderation of images, videos, live streams and speech for Django.
 
-Public API: :func:`register`, :func:`unregister`, :func:`visible` (see docs/).
+The names in ``__all__`` are the public API (docs/public-api.md); everything else may
+change between releases. Importing this package is cheap and safe from settings or an
+AppConfig: each function imports what it needs when called (models need the app
+registry), and the signals load on first use (module ``__getattr__``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import FeedbackRequest, Job
+    from .registry import Registration
 
 __version__ = "0.1.0"
 
+#: The signals (moderation/signals.py), importable from here: ``moderation.job_completed``.
+SIGNALS = ("job_submitted", "job_progress", "job_completed", "review_required",
+           "content_blocked", "review_resolved")
 
-def register(model, fields, **options: Any):
+__all__ = [
+    "__version__", "register", "unregister", "visible", "moderate", "retry", "decide",
+    "request_feedback", *SIGNALS,
+]
+
+
+def register(model, fields, **options: Any) -> Registration:
     """Moderate ``fields`` of ``model``; see moderation.registry.Registration for options."""
     from .registry import registry
 
@@ -18,6 +35,7 @@ def register(model, fields, **options: Any):
 
 
 def unregister(model) -> None:
+    """Stop moderating ``model`` (its jobs stay)."""
     from .registry import registry
 
     registry.unregister(model)
@@ -28,3 +46,60 @@ def visible(queryset):
     from .visibility import visible as _visible
 
     return _visible(queryset)
+
+
+def moderate(content: bytes | None = None, *, name: str = "", url: str = "",
+             kind: str | None = None, provider: str | None = None,
+             scenes: list[str] | None = None, wait: float = 0.0) -> Job:
+    """Moderate a file (``content`` bytes and its ``name``) or a URL (video or live stream)
+    that belongs to no model field, as the API's moderate endpoint does.
+
+    The job is queued when the current transaction commits; ``wait`` > 0 then waits up to
+    that many seconds for its result (a worker must be running; never wait inside
+    ``transaction.atomic``, the job would not be queued yet). Returns the Job."""
+    from .pipeline import create_adhoc_job
+
+    job = create_adhoc_job(kind=kind, name=name, content=content, url=url,
+                           provider=provider, scenes=scenes)
+    deadline = time.monotonic() + max(0.0, wait)
+    while not job.is_finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    return job
+
+
+def retry(job: Job, actor=None) -> Job:
+    """Put a failed or expired job back in line (no effect on others); returns it fresh."""
+    from .pipeline import retry as _retry
+
+    return _retry(job, actor=actor)
+
+
+def decide(job: Job, decision: str, user, reason: str = "") -> Job:
+    """Approve or reject a finished job as ``user`` (needs ``moderation.review_job``);
+    see review.decide."""
+    from .review import decide as _decide
+
+    return _decide(job, decision, user, reason)
+
+
+def request_feedback(job: Job, decision: str, *, frame_ids=None, scenes=None, note: str = "",
+                     actor=None) -> FeedbackRequest:
+    """Tell the provider (or the hash library) that similar media should pass or be
+    blocked; delivered in the background. See feedback.request_feedback."""
+    from .feedback import request_feedback as _request_feedback
+
+    return _request_feedback(job, decision, frame_ids=frame_ids, scenes=scenes, note=note,
+                             actor=actor)
+
+
+def __getattr__(name: str):
+    if name in SIGNALS:
+        from . import signals
+
+        return getattr(signals, name)
+    raise AttributeError(f"module 'moderation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *SIGNALS})

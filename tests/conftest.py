@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.test import override_settings
 
 import moderation
 from moderation.registry import registry
-
-from .providers import ScriptedProvider
+from moderation.testing import scripted_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "demo_project" / "sample_media"
@@ -52,15 +50,9 @@ def image_file():
 
 @pytest.fixture
 def scripted():
-    """Route the 'scripted' provider alias to ScriptedProvider; yields its script list."""
-    ScriptedProvider.script = []
-    ScriptedProvider.calls = []
-    providers = {"scripted": {"BACKEND": "tests.providers.ScriptedProvider"}}
-    from django.conf import settings
-
-    conf = {**settings.MODERATION, "PROVIDERS": providers, "RETRY_BACKOFF": 0.01}
-    with override_settings(MODERATION=conf):
-        yield ScriptedProvider
+    """Route the 'scripted' provider alias (alone) to ScriptedProvider; yields the class."""
+    with scripted_provider(only=True, RETRY_BACKOFF=0.01) as provider:
+        yield provider
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A scripted provider for pipeline tests: answers what the test tells it to.
+"""Providers for the tests: the scripted one (shipped in moderation.testing) and its kin.
 
 Only for the edges of the pipeline (error mapping, retries, polling); the real local
 engine is exercised by the end-to-end tests.
@@ -6,39 +6,12 @@ engine is exercised by the end-to-end tests.
 
 from __future__ import annotations
 
-from moderation.providers import Label, Result
 from moderation.providers.base import Provider
-from moderation.providers.result import Frame
+from moderation.testing import ScriptedProvider
+from moderation.testing import scripted_result as result
 
-
-class ScriptedProvider(Provider):
-    capabilities = frozenset({"image", "video", "audio", "sync"})
-    default_scenes = ("porn",)
-    script: list = []  # each item: a Result or an exception instance
-    calls: list = []
-
-    def submit(self, media, request):
-        ScriptedProvider.calls.append(("submit", media.name, media.read()[:16], request))
-        return self._next()
-
-    def fetch(self, task_id, request):
-        ScriptedProvider.calls.append(("fetch", task_id, None, request))
-        return self._next()
-
-    def _next(self):
-        item = ScriptedProvider.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-
-def result(risk="none", label="nonLabel", confidence=99.0, status="done", task_id=""):
-    frame = Frame(offset=0.0, risk_level=risk,
-                  labels=[Label(label, confidence, risk_level=risk, service="test")],
-                  image=b"\xff\xd8\xff\xe0 fake jpeg bytes")
-    return Result(status=status, risk_level=risk, suggestion="pass", labels=frame.labels,
-                  frames=[frame] if status == "done" else [], task_id=task_id,
-                  raw={"answer": risk})
+__all__ = ["AliyunStub", "ScriptedProvider", "SlottedProvider", "WorkerKillingProvider",
+           "result"]
 
 
 class AliyunStub(Provider):
