@@ -1,7 +1,10 @@
 """Receiver of provider callbacks: ``POST moderation/callbacks/<alias>/``.
 
-Alibaba pushes a finished result as form fields ``checksum`` + ``content`` and retries until
-it gets HTTP 200 (aliyun-protocol.md §2.5; aliyun-api-reference.md §2.11, §3.6). Answers:
+The view is find -> verify -> ingest through the provider's hooks (``read_callback``,
+``verify_callback``, ``parse_callback``; see ``providers.base``), so any provider declaring
+the ``callback`` capability can take pushed results in its own format. Alibaba's (form
+fields ``checksum`` + ``content``, retried until HTTP 200: aliyun-protocol.md §2.5;
+aliyun-api-reference.md §2.11, §3.6) live in ``providers.aliyun.callbacks``. Answers:
 
 * 200 - stored now, or nothing to do (the job already finished or was cancelled: a repeated,
   replayed or late callback changes nothing);
@@ -9,27 +12,25 @@ it gets HTTP 200 (aliyun-protocol.md §2.5; aliyun-api-reference.md §2.11, §3.
   ``CALLBACK_MAX_BYTES`` (refused from its ``Content-Length`` before anything is read, and
   never read past the cap), not UTF-8, not a form, a missing or repeated field, ``content``
   that is not a JSON object or nests too deeply, or a verified ``content`` whose fields have
-  the wrong types for the provider's parser; 403 - checksum wrong (forged) or not verifiable;
-* 404 - unknown provider alias or job; 503 - a worker holds the job right now, or the
-  database is unreachable (the service retries, and polling remains the fallback).
+  the wrong types for the provider's parser (for Alibaba; another provider's
+  ``read_callback`` decides what it refuses); 403 - checksum wrong (forged) or not verifiable;
+* 404 - unknown provider alias, a provider without the ``callback`` capability, or no job;
+  503 - a worker holds the job right now, or the database is unreachable
+  (the service retries, and polling remains the fallback).
 
 Every refusal is a short plain-text answer, never an error page, and writes nothing.
 
-The view only wires: parsing and verification are pure functions in
-``providers.aliyun.callbacks``, storing is ``pipeline.ingest``.
+The view only wires: reading, verifying and parsing are the provider's, storing is
+``pipeline.ingest``; the size cap, the job lookup, the lease and the answers are the view's.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from io import BytesIO
-from urllib.parse import parse_qsl
 
-from django.core.exceptions import SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -39,12 +40,8 @@ from .conf import moderation_settings
 from .models import UNFINISHED, Job
 from .pipeline import handle_error, ingest
 from .providers import ModerationError, NotSupported, UnknownProvider, get_provider
-from .providers.aliyun.callbacks import (
-    Callback,
-    MalformedCallback,
-    is_authentic,
-    read_callback,
-)
+from .providers.base import CALLBACK, Provider, ReceivedCallback
+from .providers.errors import MalformedCallback
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +55,6 @@ def _refuse(status: int, alias: str, reason: str, *args: object) -> HttpResponse
     return _answer(status, "refused")
 
 
-#: a callback form has two fields; a body with more than this many is not one
-MAX_FIELDS = 20
 #: the provider parser's errors on a verified ``content`` whose values have the wrong types
 PARSE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError,
                 RecursionError)
@@ -81,43 +76,7 @@ def read_body(request: HttpRequest, cap: int) -> bytes:
     return body
 
 
-def form_fields(request: HttpRequest, body: bytes) -> dict[str, str]:
-    """The form fields of a callback body, strictly: UTF-8 (after percent-decoding too),
-    urlencoded (what Alibaba sends) or multipart without files, no field repeated."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedCallback("the body is not UTF-8") from None
-    kind = request.content_type or "application/x-www-form-urlencoded"
-    if kind == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",
-                              max_num_fields=MAX_FIELDS)
-        except ValueError as exc:  # UnicodeDecodeError included
-            raise MalformedCallback(f"not a form: {exc}") from None
-    elif kind == "multipart/form-data":
-        try:
-            parser = MultiPartParser(request.META, BytesIO(body), request.upload_handlers,
-                                     "utf-8")
-            data, files = parser.parse()
-        except (MultiPartParserError, SuspiciousOperation, ValueError) as exc:
-            raise MalformedCallback(f"not a form: {exc}") from None
-        if files:
-            raise MalformedCallback("a callback carries no files")
-        pairs = [(key, value) for key, values in data.lists() for value in values]
-        if len(pairs) > MAX_FIELDS:
-            raise MalformedCallback("too many fields")
-    else:
-        raise MalformedCallback(f"content type {kind!r} is not a form")
-    fields: dict[str, str] = {}
-    for key, value in pairs:
-        if key in fields:
-            raise MalformedCallback(f"field {key!r} is repeated")
-        fields[key] = value
-    return fields
-
-
-def find_job(alias: str, callback: Callback) -> Job | None:
+def find_job(alias: str, callback: ReceivedCallback) -> Job | None:
     """The job by (provider, task id), else by data id (a callback may beat our save of the
     task id; the data id was sent with the submission)."""
     if callback.task_id:
@@ -148,9 +107,11 @@ def receive(request: HttpRequest, provider_alias: str) -> HttpResponse:
         provider = get_provider(provider_alias)
     except UnknownProvider:
         return _refuse(404, provider_alias, "no such provider")
+    if not provider.supports(CALLBACK):
+        return _refuse(404, provider_alias, "the provider takes no callbacks")
     try:
         body = read_body(request, int(moderation_settings.CALLBACK_MAX_BYTES))
-        callback = read_callback(form_fields(request, body))
+        callback = provider.read_callback(request, body)
     except MalformedCallback as exc:
         return _refuse(400, provider_alias, "%s", exc)
     try:
@@ -163,20 +124,14 @@ def receive(request: HttpRequest, provider_alias: str) -> HttpResponse:
         return response
 
 
-def _store(provider, provider_alias: str, callback: Callback) -> HttpResponse:
-    """Find the job, verify the checksum, parse and ingest (the database part)."""
+def _store(provider: Provider, provider_alias: str, callback: ReceivedCallback) -> HttpResponse:
+    """Find the job, verify it through the provider, parse and ingest (the database part)."""
     job = find_job(provider_alias, callback)
     if job is None:
         return _refuse(404, provider_alias, "no job for task %r / data id %r",
                        callback.task_id, callback.data_id)
-    uid = str(provider.options.get("UID") or "")
-    crypt_type = str((job.options or {}).get("crypt_type")
-                     or provider.options.get("CRYPT_TYPE") or "SHA256")
-    if not uid:
-        logger.error("provider %r has no OPTIONS['UID']: callbacks cannot be verified",
-                     provider_alias)
-    if not is_authentic(callback, uid, job.seed, crypt_type):
-        return _refuse(403, provider_alias, "checksum mismatch for job %s", job.pk)
+    if not provider.verify_callback(callback, job.seed, dict(job.options or {})):
+        return _refuse(403, provider_alias, "checksum mismatch for job %s (not authentic)", job.pk)
     if job.status not in UNFINISHED:
         logger.info("callback for finished job %s (%s) ignored", job.pk, job.status)
         return _answer(200, "OK")
