@@ -144,3 +144,30 @@ def test_its_own_system_check_appears_in_manage_py_check():
     assert "acme.W001" not in check_output(acme_settings())
     missing = check_output(acme_settings(secret=""))
     assert "moderation.E003" in missing and "acme.W001" not in missing
+
+
+BUILT_INS = ("moderation.providers.local.LocalProvider",
+             "moderation.providers.aliyun.green.GreenProvider",
+             "moderation.providers.aliyun.guardrails.GuardrailsProvider",
+             "moderation.providers.aliyun.imm.ImmProvider",
+             BACKEND)
+#: a declared capability is only true if the hook serving it is implemented
+HOOKS = {"live": ("stream",), "feedback": ("feedback",),
+         "callback": ("read_callback", "verify_callback", "parse_callback")}
+
+
+@pytest.mark.parametrize("path", BUILT_INS)
+def test_capability_flags_match_the_hooks_implemented(path):
+    from django.utils.module_loading import import_string
+
+    from moderation.providers import Provider
+
+    cls = import_string(path)
+    for capability, hooks in HOOKS.items():
+        implemented = all(getattr(cls, hook) is not getattr(Provider, hook) for hook in hooks)
+        if capability in cls.capabilities:
+            assert implemented, f"{path} declares {capability} without {hooks}"
+        else:
+            assert not implemented, f"{path} implements {capability} but does not declare it"
+    assert set(cls.capabilities) <= {"image", "video", "frames", "live", "audio", "feedback",
+                                     "callback", "sync"}
