@@ -1,18 +1,14 @@
-"""django-q2 entry points. Thin on purpose: the logic is in moderation/pipeline/."""
+"""The queued tasks' entry points (run by a worker of whatever queue the adapter feeds).
+Thin on purpose: the logic is in moderation/pipeline/; queuing is ``taskqueue``'s."""
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
-
-from .conf import moderation_settings
+from . import taskqueue
 
 
 def _enqueue(func: str, *args, name: str) -> None:
-    """Queue ``moderation.tasks.<func>(*args)`` on the app's cluster (MODERATION["QUEUE"])."""
-    options = {"task_name": name[:100], "group": "moderation"}
-    if moderation_settings.QUEUE:
-        options["cluster"] = moderation_settings.QUEUE
-    async_task(f"moderation.tasks.{func}", *args, q_options=options)
+    """Queue ``moderation.tasks.<func>(*args)`` on the app's queue (MODERATION["QUEUE"])."""
+    taskqueue.enqueue(f"moderation.tasks.{func}", *args, name=name)
 
 
 def enqueue_job(job_id: int) -> None:
