@@ -8,8 +8,9 @@ registry), and the signals load on first use (module ``__getattr__``).
 
 from __future__ import annotations
 
+import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import FeedbackRequest, Job
@@ -48,17 +49,21 @@ def visible(queryset):
     return _visible(queryset)
 
 
-def moderate(content: bytes | None = None, *, name: str = "", url: str = "",
+def moderate(content: bytes | IO[bytes] | None = None, *, name: str = "", url: str = "",
              kind: str | None = None, provider: str | None = None,
              scenes: list[str] | None = None, wait: float = 0.0) -> Job:
-    """Moderate a file (``content`` bytes and its ``name``) or a URL (video or live stream)
-    that belongs to no model field, as the API's moderate endpoint does.
+    """Moderate a file (``content``: bytes and its ``name``, or an open file such as an
+    upload, whose own name serves) or a URL (video or live stream) that belongs to no
+    model field, as the API's moderate endpoint does.
 
     The job is queued when the current transaction commits; ``wait`` > 0 then waits up to
     that many seconds for its result (a worker must be running; never wait inside
     ``transaction.atomic``, the job would not be queued yet). Returns the Job."""
     from .pipeline import create_adhoc_job
 
+    if content is not None and not isinstance(content, bytes | bytearray):
+        name = name or os.path.basename(getattr(content, "name", "") or "")
+        content = content.read()
     job = create_adhoc_job(kind=kind, name=name, content=content, url=url,
                            provider=provider, scenes=scenes)
     deadline = time.monotonic() + max(0.0, wait)

@@ -148,3 +148,13 @@ def test_run_pending_jobs_leaves_jobs_that_are_not_due(site):
     assert run_pending_jobs() == 1  # submitted; its poll waits for POLL_INTERVAL
     job.refresh_from_db()
     assert job.status == "submitted" and run_pending_jobs() == 0
+
+
+@pytest.mark.django_db
+def test_moderate_takes_an_open_file_by_its_own_name(site):
+    site.script.append(scripted_result())
+    job = moderation.moderate(ContentFile(png_bytes(), name="uploads/holiday.png"))
+    assert job.file_name.endswith("holiday.png") and job.media_kind == "image"
+    run_pending_jobs()
+    job.refresh_from_db()
+    assert job.status == "done" and site.calls[0][2].startswith(b"\x89PNG")
