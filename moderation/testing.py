@@ -5,18 +5,7 @@
 - :func:`scripted_result`: a ready-made finished answer;
 - :func:`run_pending_jobs`: runs the due jobs inline, as a worker would.
 
-Example (pytest-django)::
-
-    from moderation.testing import run_pending_jobs, scripted_provider, scripted_result
-
-    @pytest.mark.django_db
-    def test_a_flagged_upload_is_hidden(image_file):
-        with scripted_provider(DEFAULT_PROVIDER="scripted") as provider:
-            provider.script.append(scripted_result("high", "porn"))
-            post = Post.objects.create(image=image_file)
-            run_pending_jobs()
-        post.refresh_from_db()
-        assert post.hidden
+A worked example (tested): docs/public-api.md, "Testing your integration".
 """
 
 from __future__ import annotations

@@ -68,3 +68,14 @@ def test_writing_a_detector_settings_pass_the_checks_and_the_guides_test_passes(
 def test_writing_a_detector_a_broken_entry_is_reported(mysite):
     with override_settings(MODERATION={"DETECTORS": ["mysite.detectors.NoSuchDetector"]}):
         assert [m.id for m in check_detectors(None)] == ["moderation.E020"]
+
+
+@pytest.mark.django_db
+def test_public_api_testing_example_runs_on_the_demo_post():
+    """docs/public-api.md, "Testing your integration", on the demo's Post (app ``blog``)."""
+    page = GUIDE.with_name("public-api.md")
+    code = blocks(page)["tests/test_moderation.py"].replace(
+        "from blog.models import", "from demo_project.blog.models import")
+    namespace: dict = {}
+    exec(compile(code, str(page), "exec"), namespace)
+    namespace["test_a_flagged_picture_hides_its_post"]()
