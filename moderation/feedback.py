@@ -24,7 +24,6 @@ feedback names frames only by the provider's own capture URLs from its result.
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -41,11 +40,11 @@ from .providers import (
     MediaError,
     ModerationError,
     NotSupported,
-    Throttled,
     UnknownProvider,
     get_provider,
 )
 from .providers.base import FEEDBACK
+from .retrying import next_try, resend
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +122,7 @@ def sweep(now=None) -> int:
     due = FeedbackRequest.objects.filter(status=State.PENDING).filter(
         Q(next_attempt_at__lte=now)
         | Q(next_attempt_at__isnull=True, created_at__lte=now - LOST_AFTER))
-    ids = list(due.values_list("pk", flat=True)[:1000])
-    for feedback_id in ids:
-        enqueue(feedback_id)
-    return len(ids)
+    return resend(due, enqueue)
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -193,16 +189,10 @@ def _library_answers(provider) -> bool:
 
 
 def _retry_later(feedback: FeedbackRequest, error: ModerationError) -> str:
-    from .pipeline import backoff_seconds
-
     feedback.error_code, feedback.error_message = error.code, error.message[:2000]
-    delay = backoff_seconds(feedback.attempts)
-    if isinstance(error, Throttled):
-        # The account's feedback rate, not our failure: wait, and give the attempt back.
-        feedback.attempts = max(feedback.attempts - 1, 0)
-        if error.retry_after:
-            delay = error.retry_after * random.uniform(1.0, 1.5)
-    elif feedback.attempts >= moderation_settings.MAX_ATTEMPTS:
+    # Throttled (the account's feedback rate) is waited out and gives the attempt back.
+    delay, feedback.attempts = next_try(feedback.attempts, error)
+    if delay is None:
         return _finish(feedback, State.FAILED, error)
     feedback.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     feedback.save(update_fields=["attempts", "next_attempt_at", "error_code", "error_message"])

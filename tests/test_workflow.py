@@ -18,8 +18,9 @@ from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
 import moderation
-from moderation import leases, pipeline, taskqueue
+from moderation import leases, pipeline, retrying, taskqueue
 from moderation.models import Job
+from moderation.providers import ModerationError, Throttled
 
 from .conftest import png_bytes
 
@@ -152,3 +153,35 @@ def test_the_heartbeat_renews_until_the_block_ends_and_stops_when_the_hold_is_lo
     count = len(beats)
     time.sleep(0.15)
     assert count >= 2 and len(beats) == count  # no beat after the block
+
+
+# --- one retry rule, one sweep ---------------------------------------------------------------
+
+
+@override_settings(MODERATION={**settings.MODERATION, "RETRY_BACKOFF": 10,
+                               "RETRY_BACKOFF_MAX": 60, "MAX_ATTEMPTS": 4})
+def test_a_failed_step_backs_off_exponentially_until_its_attempts_are_spent():
+    outage = ModerationError("down", code="service_unavailable")
+    for attempts, low, high in ((1, 5, 10), (2, 10, 20), (3, 20, 40)):
+        delay, recorded = retrying.next_try(attempts, outage)
+        assert low <= delay <= high and recorded == attempts
+    assert 30 <= retrying.backoff_seconds(9) <= 60  # capped
+    assert retrying.next_try(4, outage) == (None, 4)  # MAX_ATTEMPTS: give up
+
+
+@override_settings(MODERATION={**settings.MODERATION, "RETRY_BACKOFF": 10,
+                               "MAX_ATTEMPTS": 4})
+def test_a_throttled_step_waits_its_retry_after_and_gets_its_attempt_back():
+    delay, recorded = retrying.next_try(4, Throttled("slow down", retry_after=20))
+    assert 20 <= delay <= 30 and recorded == 3  # not given up at MAX_ATTEMPTS
+    delay, recorded = retrying.next_try(1, Throttled("slow down"))
+    assert 5 <= delay <= 10 and recorded == 0
+
+
+@pytest.mark.django_db
+def test_a_sweep_enqueues_each_due_row_once_and_counts_them(scripted):
+    jobs = [_job() for _ in range(3)]
+    sent: list[int] = []
+    due = Job.objects.filter(pk__in=[jobs[0].pk, jobs[2].pk]).order_by("pk")
+    assert retrying.resend(due, sent.append) == 2
+    assert sent == [jobs[0].pk, jobs[2].pk]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ..media import guess_kind, save_adhoc_input
 from ..models import UNFINISHED, Job, ReviewEvent, Status
 from ..registry import Registration
+from ..retrying import resend
 
 Action = ReviewEvent.Action
 
@@ -164,11 +165,7 @@ def lost_before(now):
 def sweep(now=None) -> int:
     """Re-enqueue due, stuck or lost jobs; returns how many. Run by a schedule."""
     now = now or timezone.now()
-    ids = list(Job.objects.needing_enqueue(now, lost_before(now))
-               .values_list("pk", flat=True)[:1000])
-    for job_id in ids:
-        enqueue(job_id)
-    return len(ids)
+    return resend(Job.objects.needing_enqueue(now, lost_before(now)), enqueue)
 
 
 def retry(job: Job, actor=None) -> Job:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from datetime import timedelta
 
@@ -27,10 +26,10 @@ from ..providers import (
     ModerationRequest,
     NotSupported,
     Result,
-    Throttled,
     UnknownProvider,
     get_provider,
 )
+from ..retrying import backoff_seconds, next_try
 from .ingest import _after_commit, ingest, result_version
 from .jobs import _cancel, log
 from .live import follow_stream
@@ -364,13 +363,6 @@ def copy_evidence_and_ingest(job: Job, earlier: Job) -> None:
 # --- errors -------------------------------------------------------------------------------
 
 
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped."""
-    base = moderation_settings.RETRY_BACKOFF * (2 ** max(attempt - 1, 0))
-    cap = min(base, moderation_settings.RETRY_BACKOFF_MAX)
-    return cap / 2 + random.uniform(0, cap / 2)
-
-
 TERMINAL_ERRORS = (MediaError, NotSupported, AuthError, UnknownProvider)
 
 
@@ -384,15 +376,10 @@ def handle_error(job: Job, error: ModerationError) -> str:
         return _finish_unsuccessfully(job, Status.EXPIRED, Action.EXPIRED, error)
     if isinstance(error, TERMINAL_ERRORS):
         return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
-    attempts = max(job.attempts, 1)
-    delay = backoff_seconds(attempts)
-    if isinstance(error, Throttled):
-        # The provider's limit, not our failure: wait, and give the attempt back.
-        job.attempts = max(job.attempts - 1, 0)
-        if error.retry_after:
-            delay = error.retry_after * random.uniform(1.0, 1.5)  # spread the herd
-    elif attempts >= moderation_settings.MAX_ATTEMPTS:
+    delay, attempts = next_try(job.attempts, error)  # Throttled gives the attempt back
+    if delay is None:
         return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
+    job.attempts = attempts
     if job.status == Status.SUBMITTED and not job.provider_task_id:
         job.status = Status.PENDING  # the claimed task slot was not used: give it back
     job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
