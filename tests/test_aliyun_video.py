@@ -113,7 +113,7 @@ def test_client_submit_fetch_and_temp_urls(emulator, media_server):
     profane = [s for s in result.slices if PROFANITY in {lbl.label for lbl in s.labels}]
     assert any(abs(s.start - 14) <= 1 for s in profane)
     assert all(s.risk_words and s.risk_level != "none" for s in profane)
-    assert result.risk_level != "none" and result.suggestion in ("review", "block")
+    assert result.risk_level != "none"
     assert {QR, PROFANITY} <= {lbl.label for lbl in result.labels}
     # Evidence stays a URL (the pipeline copies it); the emulator serves it.
     assert isinstance(qr[0].image, str) and isinstance(profane[0].audio, str)

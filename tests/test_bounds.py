@@ -180,7 +180,7 @@ MEASURE = textwrap.dedent("""
     request = ModerationRequest(options={"parallelism": "threads"})
     result = get_provider("local").submit(Media.from_path(sys.argv[1], "audio"), request)
     peak = status_mb("VmHWM")
-    print(json.dumps({"growth_mb": peak - before, "suggestion": result.suggestion,
+    print(json.dumps({"growth_mb": peak - before, "risk_level": result.risk_level,
                       "audio_stream": result.raw["audio_stream"]}))
 """)
 
@@ -195,7 +195,7 @@ def test_half_an_hour_of_silence_costs_no_memory(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert report["suggestion"] == "pass"
+    assert report["risk_level"] == "none"
     assert report["audio_stream"]["seconds"] == 1800.0
     assert report["audio_stream"]["pieces"] == 0  # digital silence is not sent to analysis
     assert report["growth_mb"] < 100, report  # the whole-track code: +246 MB
@@ -215,7 +215,7 @@ def test_a_file_declared_past_max_duration_fails_too_long(tmp_path):
     # Under the cap, the same file is moderated.
     result = video.analyse_video(str(flac), scenes=[], audio=True,
                                  options={**THREADS, "max_file_duration": 80})
-    assert result.suggestion == "pass" and result.raw["audio_stream"]["seconds"] == 75.0
+    assert result.risk_level == "none" and result.raw["audio_stream"]["seconds"] == 75.0
 
 
 def test_a_header_that_lies_about_the_duration_does_not_hide_the_rest(tmp_path):

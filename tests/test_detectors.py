@@ -112,10 +112,10 @@ def test_onnx_classifier_labels_red_and_not_blue_through_the_provider(model_file
     assert label.confidence > 99 and label.risk_level == "medium"  # unknown label: medium
     assert red.raw["scenes"] == ["terrorism"] and red.raw["ignored_scenes"] == []
     assert red.raw["onnx_red"][1] > 0.99 and "onnx_red" in red.raw["timings_ms"]
-    assert red.suggestion == "review"
+    assert red.risk_level == "medium"
 
     blue = provider.submit(media(BLUE), request)
-    assert names(blue) == ["nonLabel"] and blue.suggestion == "pass"
+    assert names(blue) == ["nonLabel"] and blue.risk_level == "none"
     assert blue.raw["onnx_red"][0] > 0.95
 
 
@@ -125,7 +125,7 @@ def test_the_detectors_setting_reaches_the_provider_and_labels_follow_the_table(
     with override_settings(MODERATION=moderation):
         provider = LocalProvider("local", {})
         result = provider.submit(media(RED), ModerationRequest(scenes=["porn", "terrorism"]))
-    assert LABEL in names(result) and result.suggestion == "block"
+    assert LABEL in names(result) and result.risk_level == "high"
     assert result.raw["scenes"] == ["porn", "terrorism"]
     # without the setting, terrorism is not served and says so
     plain = LocalProvider("local", {}).submit(media(RED), ModerationRequest(scenes=["terrorism"]))

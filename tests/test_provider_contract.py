@@ -171,3 +171,19 @@ def test_capability_flags_match_the_hooks_implemented(path):
             assert not implemented, f"{path} implements {capability} but does not declare it"
     assert set(cls.capabilities) <= {"image", "video", "frames", "live", "audio", "feedback",
                                      "callback", "sync"}
+
+
+@pytest.mark.django_db
+def test_the_policy_is_applied_once_and_stored_with_the_result(acme):
+    """Providers return findings; the pipeline's suggestion (here the site's POLICY, high ->
+    review) is the job's and the stored normalized result's alike."""
+    policy = acme_settings(POLICY={"none": "pass", "low": "pass", "medium": "review",
+                                   "high": "review"})
+    with override_settings(MODERATION=policy):
+        get_provider.cache_clear()
+        job = submitted_job()
+        assert post(verdict(job)).status_code == 200
+    job.refresh_from_db()
+    assert job.risk_level == "high"
+    assert job.suggestion == "review" and job.result["suggestion"] == "review"
+    assert job.result["risk_level"] == "high"

@@ -196,7 +196,7 @@ def test_summaries_and_job_level_fields(speech_ad):
     parts = [*speech_ad.frames, *speech_ad.slices]
     order = ["none", "low", "medium", "high"]
     assert speech_ad.risk_level == max((p.risk_level for p in parts), key=order.index)
-    assert speech_ad.suggestion == "review"
+    assert speech_ad.risk_level == "medium"
     assert speech_ad.status == "done"
 
 
@@ -282,7 +282,7 @@ def test_label_overrides_apply_to_worker_results():
         )
     with_qr = [f for f in result.frames if any(lbl.label == QR for lbl in f.labels)]
     assert with_qr and all(f.risk_level == "high" for f in with_qr)
-    assert result.risk_level == "high" and result.suggestion == "block"
+    assert result.risk_level == "high"
 
 
 def test_interval_and_max_frames():
@@ -322,7 +322,7 @@ def test_invalid_options_raise_value_error(options):
 def test_clean_video_passes():
     with deadline(120):
         result = analyse_video(MEDIA / "clean.mp4", scenes=SCENES, audio=True, options=BASE)
-    assert result.risk_level == "none" and result.suggestion == "pass"
+    assert result.risk_level == "none"
     assert len(result.frames) == 12
     assert all(f.risk_level == "none" and f.image is None for f in result.frames)
     assert result.slices and all(s.risk_level == "none" for s in result.slices)

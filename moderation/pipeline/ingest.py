@@ -177,6 +177,10 @@ def decide(job: Job, already_blocked: bool = False) -> str:
     registration = registration_for(job)
     suggestion = suggestion_for(job.risk_level, registration)
     job.suggestion = suggestion
+    if isinstance(job.result, dict):
+        # The policy is applied here only (providers return findings): the stored
+        # normalized result says what the job says.
+        job.result = {**job.result, "suggestion": suggestion}
     if suggestion == "pass":
         job.decision, job.review_state = Decision.AUTO_PASS, ReviewState.NONE
         log(job, Action.AUTO_PASS)
@@ -197,7 +201,7 @@ def decide(job: Job, already_blocked: bool = False) -> str:
             if instance is not None and registration is not None:
                 apply_block(instance, registration, job)
             _after_commit(signals.content_blocked, job, instance=instance)
-    job.save(update_fields=["suggestion", "decision", "review_state", "updated_at"])
+    job.save(update_fields=["suggestion", "decision", "review_state", "result", "updated_at"])
     _after_commit(signals.job_completed, job)
     return suggestion
 

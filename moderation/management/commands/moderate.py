@@ -27,6 +27,7 @@ from django.db import models
 from django.db.utils import DatabaseError
 
 from ...media import guess_kind, is_url
+from ...policy import suggestion_for
 from ...providers import Media, ModerationError, ModerationRequest, get_provider
 from ...providers.base import MEDIA_KINDS
 from ...registry import validate_frame_options
@@ -78,6 +79,8 @@ class Command(BaseCommand):
         except ModerationError as exc:
             raise CommandError(f"{first}: {exc.message} [{exc.code}]") from exc
 
+        # Providers return findings; the site's POLICY decides, as the pipeline would.
+        result.suggestion = suggestion_for(result.risk_level)
         data = result.to_dict()
         data.pop("raw", None)
         self.stdout.write(_json_dump(data) if json else render_table(first, data))
@@ -97,9 +100,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"  ... up to {last:.0f} s: risk {partial.risk_level}")
         total.status = "done"
         total.labels = _job_labels(total)
-        from ...policy import suggestion_for
-
-        total.suggestion = suggestion_for(total.risk_level)
         return total
 
 

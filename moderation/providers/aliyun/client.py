@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import requests
 
 from ... import ratelimit
-from ...policy import suggestion_for
 from ..base import Media, Provider
 from ..errors import AuthError, NotSupported
 from ..result import Frame, Label, Result
@@ -49,7 +48,6 @@ def image_result(labels: list[Label], risk: str, body: Mapping[str, Any]) -> Res
     """A finished image answer: one frame at offset 0, the service's JSON kept verbatim."""
     return Result(
         status="done",
-        suggestion=suggestion_for(risk),
         risk_level=risk,
         labels=list(labels),
         frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels))],

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...labels import make_label
-from ...policy import suggestion_for
 from ..base import ModerationRequest
 from ..result import Frame, Label, Result, Slice, worst_risk
 from .green_tasks import (
@@ -215,7 +214,6 @@ def parse_video_task(task: Mapping[str, Any], raw: Mapping[str, Any],
     risk = worst_risk([*frame_risks, *audio_risks])
     return Result(
         status="in_progress" if in_progress(task) else "done",
-        suggestion=suggestion_for(risk),
         risk_level=risk,
         labels=_job_labels([*frames, *slices], scene_labels),
         frames=frames,

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...labels import make_label
-from ...policy import suggestion_for
 from ..errors import MediaError, ProviderError
 from ..result import RISK_LEVELS, Frame, Label, Result, Slice, worst_risk
 
@@ -198,7 +197,6 @@ def parse_video_result(body: Mapping[str, Any], service: str, task_id: str = "")
     risk = _risk(data.get("RiskLevel")) or worst_risk(part.risk_level for part in parts)
     return Result(
         status="done",
-        suggestion=suggestion_for(risk),
         risk_level=risk,
         labels=_job_labels(parts),
         frames=frames,

@@ -37,7 +37,6 @@ from urllib.parse import unquote, urlsplit
 
 from ...conf import moderation_settings
 from ...labels import make_label
-from ...policy import suggestion_for
 from ..base import IMAGE, VIDEO, Media, ModerationRequest
 from ..errors import AuthError, Expired, MediaError, ModerationError, NotSupported, ProviderError
 from ..result import Frame, Label, Result, worst_risk
@@ -297,7 +296,6 @@ def parse_moderation_result(body: Mapping[str, Any], task_id: str = "") -> Resul
         summary[lbl.label] = summary.get(lbl.label, 0) + 1
     return Result(
         status="done",
-        suggestion=suggestion_for(risk),
         risk_level=risk,
         labels=labels,
         frames=frames,

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...conf import moderation_settings
-from ...policy import suggestion_for
 from ..base import AUDIO, FRAMES, IMAGE, LIVE, SYNC, VIDEO, Media, ModerationRequest, Provider
 from ..errors import MediaError
 from ..result import Frame, Result, worst_risk
@@ -173,7 +172,6 @@ class LocalProvider(Provider):
                       pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"))
         return Result(
             status="done",
-            suggestion=suggestion_for(risk),
             risk_level=risk,
             labels=list(labels),
             frames=[frame],

@@ -332,12 +332,9 @@ def job_labels(frames: list[Frame], slices: list[Slice]) -> list[Label]:
 def build_result(
     frames: list[Frame], slices: list[Slice], raw: dict[str, Any], status: str = "done"
 ) -> Result:
-    from ...policy import suggestion_for
-
     risk = worst_risk([*(f.risk_level for f in frames), *(s.risk_level for s in slices)])
     return Result(
         status=status,
-        suggestion=suggestion_for(risk),
         risk_level=risk,
         labels=job_labels(frames, slices),
         frames=frames,
