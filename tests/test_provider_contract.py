@@ -187,3 +187,24 @@ def test_the_policy_is_applied_once_and_stored_with_the_result(acme):
     assert job.risk_level == "high"
     assert job.suggestion == "review" and job.result["suggestion"] == "review"
     assert job.result["risk_level"] == "high"
+
+
+@pytest.mark.django_db
+def test_a_provider_without_callbacks_is_given_no_callback_url(scripted):
+    from moderation.testing import scripted_result
+
+    scripted.script = [scripted_result("none")]
+    with override_settings(MODERATION={**settings_of_scripted(),
+                                       "CALLBACK_BASE_URL": "https://site.example"}):
+        job = moderation.moderate(png_bytes(), name="pic.png", provider="scripted")
+        run_pending_jobs()
+    job.refresh_from_db()
+    assert job.status == Status.DONE
+    (_, _, _, request), = scripted.calls
+    assert request.callback_url == "" and request.seed == job.seed
+
+
+def settings_of_scripted() -> dict:
+    from django.conf import settings
+
+    return dict(settings.MODERATION)

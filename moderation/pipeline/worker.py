@@ -29,6 +29,7 @@ from ..providers import (
     UnknownProvider,
     get_provider,
 )
+from ..providers.base import CALLBACK
 from ..retrying import backoff_seconds, next_try
 from .ingest import _after_commit, ingest, result_version
 from .jobs import _cancel, log
@@ -309,7 +310,9 @@ def build_request(job: Job, provider) -> ModerationRequest:
         biz_type=job.biz_type,
         data_id=job.data_id,
         seed=job.seed,
-        callback_url=_callback_url(job.provider),
+        # Only a provider declaring ``callback`` is told where to push (capabilities are
+        # enforced; the callback view refuses the others).
+        callback_url=_callback_url(job.provider) if provider.supports(CALLBACK) else "",
         libraries=hash_library(),
         options={k: v for k, v in (job.options or {}).items() if k != "frames"},
     )
