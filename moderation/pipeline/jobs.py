@@ -143,7 +143,7 @@ def log(job: Job, action: str, reason: str = "", actor=None, **data: Any) -> Rev
 
 
 def enqueue(job_id: int) -> None:
-    """Put the job on the django-q2 queue (called on transaction commit)."""
+    """Put the job on the task queue (called on transaction commit): see ``taskqueue``."""
     from .. import tasks
 
     Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
