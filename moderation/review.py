@@ -10,6 +10,8 @@ moderators opening the same item at the same moment cannot both win. A claim las
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -143,6 +145,28 @@ def decide(job: Job, decision: str, user, reason: str = "") -> Job:
     return pipeline.resolve(job, decision, actor=user, reason=reason)
 
 
+@dataclass
+class BulkOutcome:
+    decided: int = 0
+    busy: int = 0  # held by another moderator
+    failed: int = 0  # not decidable (ValueError)
+
+
+def decide_many(jobs, decision: str, user, reason: str = "") -> BulkOutcome:
+    """:func:`decide` for each finished job of ``jobs`` (bulk actions), counting what was
+    decided, what another moderator holds and what could not be decided."""
+    outcome = BulkOutcome()
+    for job in jobs.filter(status=Status.DONE):
+        try:
+            decide(job, decision, user, reason)
+            outcome.decided += 1
+        except ClaimedByOther:
+            outcome.busy += 1
+        except ValueError:
+            outcome.failed += 1
+    return outcome
+
+
 def reveals_flagged(user) -> bool:
     """The user's preference: show flagged imagery unblurred."""
     return ModeratorPreference.objects.filter(user=user, reveal_flagged=True).exists()
@@ -154,7 +178,21 @@ def set_reveal_flagged(user, reveal: bool) -> None:
 
 
 __all__ = [
-    "DECISIONS", "RISK_RANKS", "ClaimedByOther", "claim", "claim_holder_id", "claim_seconds",
-    "decide", "held_by_other", "next_item", "normalize_decision", "queue", "release",
-    "reveals_flagged", "risk_rank", "set_reveal_flagged",
+    "DECISIONS",
+    "RISK_RANKS",
+    "BulkOutcome",
+    "ClaimedByOther",
+    "claim",
+    "claim_holder_id",
+    "claim_seconds",
+    "decide",
+    "decide_many",
+    "held_by_other",
+    "next_item",
+    "normalize_decision",
+    "queue",
+    "release",
+    "reveals_flagged",
+    "risk_rank",
+    "set_reveal_flagged",
 ]

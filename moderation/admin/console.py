@@ -37,6 +37,7 @@ from django.views.decorators.http import require_POST
 from .. import review
 from ..models import Decision, Frame, Job
 from . import queue as queue_data
+from .bulk import report_bulk_decision
 from .review import page_context
 
 VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
@@ -241,24 +242,9 @@ class ReviewConsoleMixin:
     # --- bulk admin actions (on the job list and the queue) --------------------------------
 
     def _bulk_decide(self, request, queryset, decision: str):
-        done = busy = failed = 0
-        for job in queryset.filter(status="done"):
-            try:
-                review.decide(job, decision, request.user,
-                              request.POST.get("reason", "").strip()[:2000])
-                done += 1
-            except review.ClaimedByOther:
-                busy += 1
-            except ValueError:
-                failed += 1
-        self.message_user(request, _("%(done)d job(s) %(decision)s.")
-                          % {"done": done, "decision": decision}, messages.SUCCESS)
-        if busy:
-            self.message_user(request, _("%(n)d job(s) skipped: another moderator holds "
-                                         "them.") % {"n": busy}, messages.WARNING)
-        if failed:
-            self.message_user(request, _("%(n)d job(s) could not be decided.") % {"n": failed},
-                              messages.ERROR)
+        outcome = review.decide_many(queryset, decision, request.user,
+                                     request.POST.get("reason", "").strip()[:2000])
+        report_bulk_decision(self, request, outcome, decision)
         if request.POST.get("_from_queue"):
             return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
         return None

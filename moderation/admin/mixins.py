@@ -17,6 +17,7 @@ from .. import pipeline, review
 from ..models import Decision, Job, Status
 from ..registry import registry
 from ..visibility import _object_id_expression
+from .bulk import report_bulk_decision
 from .jobs import risk_badge
 
 #: Prefix of the per-field annotations that feed the status column.
@@ -190,18 +191,9 @@ class ModeratedAdminMixin:
                           messages.SUCCESS)
 
     def _decide(self, request, queryset, decision: str) -> None:
-        done = busy = 0
-        for job in self.current_jobs(queryset).filter(status=Status.DONE):
-            try:
-                review.decide(job, decision, request.user)
-                done += 1
-            except review.ClaimedByOther:
-                busy += 1
-        self.message_user(request, _("%(n)d job(s) %(decision)s.")
-                          % {"n": done, "decision": decision}, messages.SUCCESS)
-        if busy:
-            self.message_user(request, _("%(n)d job(s) skipped: another moderator holds "
-                                         "them.") % {"n": busy}, messages.WARNING)
+        outcome = review.decide_many(self.current_jobs(queryset), decision, request.user)
+        report_bulk_decision(self, request, outcome, decision)
+
 
 
 __all__ = ["CurrentJobsInline", "ModeratedAdminMixin", "annotate_job_states"]
