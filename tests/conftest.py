@@ -14,6 +14,10 @@ import pytest
 from django.core.files.base import ContentFile
 
 import moderation
+from moderation.emulator.config import EmulatorConfig
+from moderation.emulator.server import RunningEmulator
+from moderation.emulator.server import start as start_emulator
+from moderation.providers import get_provider
 from moderation.registry import registry
 from moderation.testing import scripted_provider
 
@@ -230,3 +234,47 @@ def wait_for(condition, timeout: float = 240.0) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def emulator_fixture(*, scope: str = "function", uses: tuple[str, ...] = (),
+                     oss: Callable[[Path], object] | str | None = None,
+                     before: Callable[[], object] | None = None,
+                     clear_providers: bool = False, **config: object):
+    """The one factory for the Alibaba emulator fixtures: ``emulator = emulator_fixture(...)``
+    in a test module gives it a fixture that serves ``EmulatorConfig(**config)`` on loopback
+    for a test (``scope="function"``) or a module, and stops it after.
+
+    Its OSS root is the test's ``tmp_path`` (function scope) or a fresh ``oss`` directory
+    (module scope); ``oss`` is either a callable that fills that directory or the name of a
+    fixture that returns the directory to use. ``uses`` names fixtures to request first
+    (``no_proxy``), ``before`` runs before the emulator starts, and ``clear_providers``
+    clears the cached provider instances after it stops.
+    """
+
+    @pytest.fixture(scope=scope, name="emulator")
+    def emulator(request, tmp_path_factory) -> Iterator[RunningEmulator]:
+        for name in uses:
+            request.getfixturevalue(name)
+        if isinstance(oss, str):
+            root = request.getfixturevalue(oss)
+        else:
+            root = (request.getfixturevalue("tmp_path") if scope == "function"
+                    else tmp_path_factory.mktemp("oss"))
+            if oss is not None:
+                oss(root)
+        if before is not None:
+            before()
+        with start_emulator(EmulatorConfig(oss_root=root, **config)) as running:
+            yield running
+        if clear_providers:
+            get_provider.cache_clear()
+
+    return emulator
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``integration`` (a real qcluster) or ``browser`` (Chromium) are ``slow``
+    too, so ``pytest -m "not slow"`` (the everyday run) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

@@ -137,7 +137,7 @@ def test_an_open_page_keeps_its_claim(page, login, make_user, live_server, setti
     """The page renews its claim every third of REVIEW_CLAIM_SECONDS while it is visible,
     so a moderator reading a long transcript does not lose the item to someone else."""
     from moderation.models import Job
-    from tests.test_review import make_job
+    from tests.pipeline.test_review import make_job
 
     job = make_job("medium", frames=3, flagged_every=1)
     user = make_user("reader", perms=PERMS)

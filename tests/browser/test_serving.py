@@ -16,7 +16,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from ..conftest import png_bytes, serving
+from tests.conftest import png_bytes, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
