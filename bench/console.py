@@ -27,7 +27,7 @@ def main(n: int) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from tests.test_review import make_job, moderator
+    from tests.pipeline.test_review import make_job, moderator
     from tests.testapp.models import Photo
 
     small = make_job("medium", frames=10, flagged_every=2, slices=5,

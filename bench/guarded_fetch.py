@@ -39,7 +39,7 @@ def serve(root: Path, tls: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPS
 
 
 def self_signed(root: Path) -> ssl.SSLContext:
-    from tests.test_network_guard import make_tls_context
+    from tests.security.test_network_guard import make_tls_context
 
     return make_tls_context(root)
 

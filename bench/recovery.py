@@ -45,7 +45,7 @@ def main(runs: int, seconds: int) -> None:
     from demo_project.blog.models import Post
     from moderation.conf import moderation_settings
     from moderation.models import Job, ReviewEvent, Status
-    from tests.test_recovery import _busy_worker, _make_video, _running
+    from tests.security.test_recovery import _busy_worker, _make_video, _running
 
     videos = Path(tempfile.mkdtemp(prefix="moderation-bench-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",

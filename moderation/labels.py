@@ -5,7 +5,7 @@ alike. ``MODERATION["LABELS"]`` overrides entries (``{"pt_qrCode": {"risk_level"
 Suffixes: ``<label>_tii`` is text in the image (OCR), ``<label>_lib`` a hash-library hit.
 Words found in speech carry the family name of :mod:`.vocabulary` (``ad``, ``contraband``);
 each family's speech label has the risk level of its OCR labels, so a phrase said and the
-same phrase written weigh the same (tests/test_vocabulary.py holds the table to that).
+same phrase written weigh the same (tests/unit/test_vocabulary.py holds the table to that).
 Unknown labels count as ``medium`` at any confidence, so nothing new slips through silently.
 """
 

@@ -16,7 +16,7 @@ The scheme follows Alibaba Content Moderation 2.0 (shared/specs/aliyun-labels.js
 
 A keyword category (``MODERATION["KEYWORDS"]``) takes its family from its 2.0 prefix
 (``contraband_drug`` -> ``contraband``); a name with no 2.0 prefix is a custom list. The
-table is rendered in docs/providers.md ("One vocabulary") and read by tests/test_vocabulary.py.
+table is rendered in docs/providers.md ("One vocabulary") and read by tests/unit/test_vocabulary.py.
 """
 
 from __future__ import annotations
