@@ -40,6 +40,16 @@ from .decode import (
     reduce_to,
     to_bgr,
 )
+from .jobs import (
+    FrameDispatcher,
+    FrameTask,
+    StageTimes,
+    VideoOptions,
+    build_result,
+    engine_options,
+    timed_iter,
+)
+from .pool import choose_mode, crash_guard, executor_for
 
 FAST_FRAME_MS = 10  # a frame this short or shorter...
 SHOWN_MS = 100  # ...is shown this long by browsers
@@ -135,17 +145,6 @@ def analyse_animation(
     """Moderate an opened animated image frame by frame (module doc): one ``Result`` with a
     ``Frame`` per sample. ``options``: the video ones, ``image_working_size`` and
     ``max_animation_pixels``."""
-    from .jobs import (
-        FrameDispatcher,
-        FrameTask,
-        StageTimes,
-        VideoOptions,
-        build_result,
-        engine_options,
-        timed_iter,
-    )
-    from .pool import choose_mode, crash_guard, executor_for
-
     options = dict(options or {})
     opts = VideoOptions.from_options(options)
     working_size = int(options.get("image_working_size") or WORKING_SIZE)
