@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: no CDN (docs/api.md)
     "django_q",
     "moderation",
     "demo_project.blog",
@@ -38,6 +39,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin and console follow the browser's language (docs/admin.md, "Languages").
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -165,6 +168,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Jobs, reviews, feedback, on-demand moderation and hash libraries.",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page's JavaScript and CSS from drf-spectacular-sidecar's static files (a CDN
+    # would leave a blank page on a network without internet).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Names for the moderation API's choice sets (docs/api.md).
     "ENUM_NAME_OVERRIDES": {
         "JobDecisionEnum": "moderation.models.Decision",
@@ -178,6 +186,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The languages the moderation app ships (moderation/locale); LocaleMiddleware picks one
+# from the session, the language cookie or Accept-Language.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
