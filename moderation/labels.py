@@ -7,11 +7,17 @@ Words found in speech carry the family name of :mod:`.vocabulary` (``ad``, ``con
 each family's speech label has the risk level of its OCR labels, so a phrase said and the
 same phrase written weigh the same (tests/unit/test_vocabulary.py holds the table to that).
 Unknown labels count as ``medium`` at any confidence, so nothing new slips through silently.
+
+Descriptions are plain English strings marked with ``gettext_noop`` (extracted into
+moderation/locale, never translated at import): the emulator and the stored results keep
+them as they are; :func:`label_name` translates one for display.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from django.utils.translation import gettext, gettext_noop
 
 from .providers.result import RISK_LEVELS, Label
 from .vocabulary import CUSTOM, PREFIX_FAMILIES, family_of
@@ -21,27 +27,27 @@ from .vocabulary import CUSTOM, PREFIX_FAMILIES, family_of
 class LabelRule:
     risk_level: str
     min_confidence: float  # 0..100; below it the label is kept but carries no risk
-    description: str = ""
+    description: str = ""  # English, marked for translation; shown through label_name()
 
 
 DEFAULT_LABELS: dict[str, LabelRule] = {
-    "nonLabel": LabelRule("none", 0, "no risk detected"),
-    "nonLabel_lib": LabelRule("none", 0, "matched an allow-list image"),
+    "nonLabel": LabelRule("none", 0, gettext_noop("no risk detected")),
+    "nonLabel_lib": LabelRule("none", 0, gettext_noop("matched an allow-list image")),
     "pornographic_adultContent": LabelRule(
-        "high", 50, "exposed genitals, anus or female breast"
+        "high", 50, gettext_noop("exposed genitals, anus or female breast")
     ),
-    "sexual_partialNudity": LabelRule("medium", 50, "exposed buttocks"),
-    "sexual_suggestiveContent": LabelRule("low", 50, "covered intimate parts"),
-    "pt_qrCode": LabelRule("medium", 50, "a QR code"),
+    "sexual_partialNudity": LabelRule("medium", 50, gettext_noop("exposed buttocks")),
+    "sexual_suggestiveContent": LabelRule("low", 50, gettext_noop("covered intimate parts")),
+    "pt_qrCode": LabelRule("medium", 50, gettext_noop("a QR code")),
     "pt_toDirectContact_tii": LabelRule(
-        "medium", 50, "text with contact details or traffic diversion"
+        "medium", 50, gettext_noop("text with contact details or traffic diversion")
     ),
-    "profanity_offensive_tii": LabelRule("medium", 50, "profanity in text"),
+    "profanity_offensive_tii": LabelRule("medium", 50, gettext_noop("profanity in text")),
     # Speech: the families of vocabulary.py, as Alibaba 2.0 audio names them. The built-in
     # rules' families weigh like their OCR labels (medium); keyword families like "_tii".
-    "profanity": LabelRule("medium", 50, "profanity in speech"),
-    "ad": LabelRule("medium", 50, "advertising or traffic diversion in speech"),
-    CUSTOM: LabelRule("high", 50, "a configured keyword in speech"),
+    "profanity": LabelRule("medium", 50, gettext_noop("profanity in speech")),
+    "ad": LabelRule("medium", 50, gettext_noop("advertising or traffic diversion in speech")),
+    CUSTOM: LabelRule("high", 50, gettext_noop("a configured keyword in speech")),
     **{
         family: LabelRule("high", 50, f"{meaning} in speech")
         for _, family, meaning in PREFIX_FAMILIES
@@ -51,10 +57,28 @@ DEFAULT_LABELS: dict[str, LabelRule] = {
 
 # Families matched by suffix when a label has no entry of its own.
 SUFFIX_RULES: dict[str, LabelRule] = {
-    "_lib": LabelRule("high", 0, "matched a block-list image"),
-    "_tii": LabelRule("high", 50, "configured keyword in text"),
+    "_lib": LabelRule("high", 0, gettext_noop("matched a block-list image")),
+    "_tii": LabelRule("high", 50, gettext_noop("configured keyword in text")),
 }
-UNKNOWN_RULE = LabelRule("medium", 0, "label without a rule")
+UNKNOWN_RULE = LabelRule("medium", 0, gettext_noop("label without a rule"))
+
+# The speech families' descriptions above are built from vocabulary.py; listed here so that
+# makemessages finds them (tests/admin/test_locale.py checks that every description of the
+# table has a translation).
+SPEECH_FAMILY_DESCRIPTIONS = (
+    gettext_noop("drugs, gambling, other prohibited goods in speech"),
+    gettext_noop("violence, weapons, terror in speech"),
+    gettext_noop("political content in speech"),
+    gettext_noop("sexual content in speech"),
+    gettext_noop("religious content in speech"),
+)
+
+
+def label_name(label: str) -> str:
+    """A label's human name in the active language: its rule's description, translated
+    (``pt_qrCode`` -> "a QR code", "二维码"); the code itself when the rule has none."""
+    description = rule_for(label).description
+    return gettext(description) if description else label
 
 
 def rule_for(label: str) -> LabelRule:
