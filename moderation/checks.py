@@ -6,7 +6,8 @@
 | moderation.E002 | a provider BACKEND that cannot be imported                       |
 | moderation.E003 | a provider without its credentials (required OPTIONS)            |
 | moderation.E004 | a callback/public URL that is not https nor loopback (DEBUG off) |
-| moderation.E005 | django-q2 not installed or Q_CLUSTER not configured              |
+| moderation.E005 | django-q2 not installed or Q_CLUSTER not configured (when the    |
+|                 | TASK_QUEUE is the django-q2 adapter, the default)                |
 | moderation.E006 | an invalid POLICY (risk level -> suggestion)                     |
 | moderation.E007 | an invalid LABELS override                                       |
 | moderation.E008 | an unknown MODERATION key (a typo would be silently ignored)     |
@@ -16,6 +17,8 @@
 | moderation.E012 | a field moderated by a URL-fetching provider has no way to a URL |
 | moderation.E013 | ALLOWED_NETWORKS is not a list of IP networks (CIDR)             |
 | moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
+| moderation.E015 | TASK_QUEUE does not import or lacks enqueue / ensure_schedule /  |
+|                 | remove_schedules                                                 |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W017 | SM3 callbacks verified by the slow pure-Python fallback          |
 | moderation.E018 | IMAGE_WORKING_SIZE / MAX_ANIMATION_PIXELS not sensible numbers   |
@@ -45,8 +48,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from . import taskqueue
 from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
 from .providers.base import Provider
@@ -128,10 +133,13 @@ def check_settings(app_configs=None, **kwargs):
             id="moderation.E017",
         ))
 
-    if "django_q" not in settings.INSTALLED_APPS:
+    errors.extend(_check_task_queue())
+    # django-q2 is needed by its adapter only (the default TASK_QUEUE).
+    uses_django_q = DEFAULTS["TASK_QUEUE"] == moderation_settings.TASK_QUEUE
+    if uses_django_q and "django_q" not in settings.INSTALLED_APPS:
         errors.append(Error("django-q2 is not in INSTALLED_APPS.",
                             hint="Add 'django_q' to INSTALLED_APPS.", id="moderation.E005"))
-    elif not isinstance(getattr(settings, "Q_CLUSTER", None), dict):
+    elif uses_django_q and not isinstance(getattr(settings, "Q_CLUSTER", None), dict):
         errors.append(Error(
             "Q_CLUSTER is not configured, so moderation tasks have no queue.",
             hint="For example Q_CLUSTER = {'name': 'moderation', 'orm': 'default'}.",
@@ -162,6 +170,18 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_image_limits())
     errors.extend(_check_lease())
     return errors
+
+
+def _check_task_queue():
+    """E015: the queue adapter MODERATION["TASK_QUEUE"] names (moderation/taskqueue)."""
+    try:
+        taskqueue.load(moderation_settings.TASK_QUEUE)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint="A dotted path to a module or object with "
+                      f"{', '.join(taskqueue.ADAPTER_FUNCTIONS)}, e.g. "
+                      f"{DEFAULTS['TASK_QUEUE']!r}; see docs/architecture.md, "
+                      "'Queue adapters'.", id="moderation.E015")]
+    return []
 
 
 def _check_lease():

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "SWEEPER_MINUTES": 1,
     # django-q2 cluster (Q_CLUSTER name) the tasks go to; None: the default cluster.
     "QUEUE": None,
+    # The queue adapter (a module or object with enqueue, ensure_schedule and
+    # remove_schedules; check E015): django-q2, or "moderation.taskqueue.inline" (tasks
+    # run in-process on commit). docs/architecture.md, "Queue adapters".
+    "TASK_QUEUE": "moderation.taskqueue.django_q2",
     # Input limits.
     "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
@@ -83,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     # {"class": path, "options": {...}} (docs/providers.md, "Detectors"). The local
     # provider's OPTIONS["detectors"] replaces this list for that provider.
     "DETECTORS": [],
+    # Dotted path of the rate limiter providers wait on, acquire(key, rate): a turn under
+    # ``rate`` calls/s shared by every worker, or Throttled (moderation/ratelimit.py).
+    "RATE_LIMITER": "moderation.ratelimit.acquire",
 }
 
 BUILTIN_PROVIDERS: dict[str, dict[str, Any]] = {
@@ -121,6 +128,10 @@ class ModerationSettings:
             return str(root)
         base = getattr(settings, "BASE_DIR", None) or os.getcwd()
         return os.path.join(str(base), "moderation_evidence")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every setting resolved, for a provider's context (providers read no globals)."""
+        return {name: getattr(self, name) for name in DEFAULTS}
 
     def reload(self) -> None:
         self._cache.clear()
