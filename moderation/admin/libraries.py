@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
-from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -26,49 +25,18 @@ from ..models import HashEntry
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # ~450 000 lines
 MAX_REPORTED = 20
 
-CHANGE_LIST = """{% extends "admin/change_list.html" %}
-{% block object-tools-items %}
-  {% if can_import %}<li><a href="{% url 'admin:moderation_hashentry_import' %}"
-    class="addlink">Import CSV</a></li>{% endif %}
-  {% if can_export %}<li><a href="{% url 'admin:moderation_hashentry_export' %}{{ export_query }}"
-    >Export CSV</a></li>{% endif %}
-  {{ block.super }}
-{% endblock %}
-"""
-
-IMPORT_FORM = """{% extends "admin/base_site.html" %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-  <a href="{% url 'admin:index' %}">Home</a> &rsaquo;
-  <a href="{% url 'admin:app_list' 'moderation' %}">{{ opts.app_config.verbose_name }}</a> &rsaquo;
-  <a href="{% url 'admin:moderation_hashentry_changelist' %}"
-    >{{ opts.verbose_name_plural|capfirst }}</a>
-  &rsaquo; Import CSV</div>{% endblock %}
-{% block content %}
-<p>One hex PDQ hash (64 digits) per line, optionally followed by <code>label</code>,
-  <code>note</code> and <code>list_type</code> (<code>allow</code> or <code>block</code>)
-  columns; the form's values fill the columns a line leaves out. A first line naming the
-  columns is skipped. Lines that cannot be read are reported and skipped; hashes already
-  on their list are kept as they are.</p>
-<p>{{ threshold_text }}</p>
-<form method="post" enctype="multipart/form-data">{% csrf_token %}
-  <table>{{ form.as_table }}</table>
-  <div class="submit-row"><input type="submit" class="default" value="Import"></div>
-</form>
-{% endblock %}
-"""
-
-
-def _template(source: str):
-    return engines["django"].from_string(source)
+CHANGE_LIST = "moderation/admin/hashentry_change_list.html"
+IMPORT_FORM = "moderation/admin/hashentry_import.html"
 
 
 def threshold_text() -> str:
     local = ((moderation_settings.PROVIDERS or {}).get("local") or {}).get("OPTIONS") or {}
-    source = ("the local provider's pdq_threshold option" if "pdq_threshold" in local
+    source = (_("the local provider's pdq_threshold option") if "pdq_threshold" in local
               else "MODERATION['LIBRARY_MATCH_THRESHOLD']")
-    precheck = "on" if moderation_settings.LIBRARY_PRECHECK else "off"
-    return (f"An image matches an entry within {libraries.match_threshold()} bits of PDQ "
-            f"Hamming distance ({source}); pre-check before remote providers: {precheck}.")
+    precheck = _("on") if moderation_settings.LIBRARY_PRECHECK else _("off")
+    return _("An image matches an entry within %(bits)s bits of PDQ Hamming distance "
+             "(%(source)s); pre-check before remote providers: %(precheck)s.") % {
+        "bits": libraries.match_threshold(), "source": source, "precheck": precheck}
 
 
 def csv_response(queryset, filename: str = "hash-library.csv") -> StreamingHttpResponse:
@@ -90,11 +58,12 @@ class ImportForm(forms.Form):
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+            raise forms.ValidationError(_("at most %(mb)d MB")
+                                        % {"mb": MAX_UPLOAD_BYTES // (1024 * 1024)})
         try:
             return upload.read().decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise forms.ValidationError("the file is not UTF-8 text") from exc
+            raise forms.ValidationError(_("the file is not UTF-8 text")) from exc
 
 
 # --- the admin ----------------------------------------------------------------------------------
@@ -108,7 +77,7 @@ class HashEntryForm(forms.ModelForm):
     def clean_pdq(self):
         value = self.cleaned_data["pdq"].strip().lower()
         if not libraries.is_pdq(value):
-            raise forms.ValidationError("a PDQ hash is 64 hex digits")
+            raise forms.ValidationError(_("a PDQ hash is 64 hex digits"))
         return value
 
 
@@ -141,9 +110,7 @@ class HashLibraryAdmin(admin.ModelAdmin):
     actions = ("export_selected",)
     list_per_page = 100
 
-    @property
-    def change_list_template(self):
-        return _template(CHANGE_LIST)
+    change_list_template = CHANGE_LIST
 
     @admin.display(description=_("image"))
     def thumb(self, obj):
@@ -208,19 +175,22 @@ class HashLibraryAdmin(admin.ModelAdmin):
             parsed = parse_csv(data["file"], list_type=data["list_type"], label=data["label"],
                                note=data["note"])
             added, present = import_entries(parsed, actor=request.user)
-            self.message_user(request, f"{added} entries added, {present} already on their "
-                              f"list, {parsed.duplicates} repeated lines, "
-                              f"{len(parsed.errors)} lines skipped.", messages.SUCCESS)
+            self.message_user(request, _(
+                "%(added)d entries added, %(present)d already on their list, %(repeated)d "
+                "repeated lines, %(skipped)d lines skipped.") % {
+                    "added": added, "present": present, "repeated": parsed.duplicates,
+                    "skipped": len(parsed.errors)}, messages.SUCCESS)
             for number, problem in parsed.errors[:MAX_REPORTED]:
-                self.message_user(request, f"line {number}: {problem}", messages.WARNING)
+                self.message_user(request, _("line %(number)s: %(problem)s")
+                                  % {"number": number, "problem": problem}, messages.WARNING)
             if len(parsed.errors) > MAX_REPORTED:
-                self.message_user(request, f"... and {len(parsed.errors) - MAX_REPORTED} more "
-                                  "lines that could not be read", messages.WARNING)
+                self.message_user(request, _("... and %(n)d more lines that could not be read")
+                                  % {"n": len(parsed.errors) - MAX_REPORTED}, messages.WARNING)
             return HttpResponseRedirect(reverse("admin:moderation_hashentry_changelist"))
         context = {**self.admin_site.each_context(request), "opts": self.model._meta,
                    "title": _("Import hash entries"), "form": form,
                    "threshold_text": threshold_text()}
-        return TemplateResponse(request, _template(IMPORT_FORM), context)
+        return TemplateResponse(request, IMPORT_FORM, context)
 
 
 admin.site.register(HashEntry, HashLibraryAdmin)
