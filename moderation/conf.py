@@ -79,6 +79,14 @@ DEFAULTS: dict[str, Any] = {
     # Largest provider callback body accepted, bytes: refused (400) before it is read,
     # hashed or parsed. A 2-hour video's 2.0 callback is a few MB.
     "CALLBACK_MAX_BYTES": 16 * 1024 * 1024,
+    # How evidence and originals reach the browser once the permission check passed
+    # (docs/operations.md, "Serving files"): "proxy" (through Django, any storage),
+    # "redirect" (a presigned URL of an S3-like storage, EXPIRES seconds long),
+    # "x-accel-redirect" (nginx; LOCATIONS maps directories to internal URL prefixes) or
+    # "x-sendfile" (Apache). A storage that cannot do the mode is served by "proxy".
+    "FILE_DELIVERY": "proxy",
+    "FILE_DELIVERY_EXPIRES": 60,
+    "FILE_DELIVERY_LOCATIONS": {},
     # Hash libraries (docs/libraries.md): answer an image from the allow/block lists before
     # a remote provider is called, and the PDQ Hamming distance that counts as a match.
     "LIBRARY_PRECHECK": True,

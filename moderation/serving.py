@@ -18,17 +18,34 @@ otherwise run script with the moderator's session. So:
 
 These headers bind only a document opened from this response; ``<img>``/``<video>`` in the
 console embed the bytes as media, which the policy does not restrict.
+
+How the bytes travel is ``MODERATION["FILE_DELIVERY"]`` (docs/operations.md, "Serving
+files"): ``proxy`` streams them through Django (the default; any storage), ``redirect`` sends
+the browser to a short-lived presigned URL where the storage offers one (S3-like storages:
+the bytes never pass through a worker), ``x-accel-redirect`` and ``x-sendfile`` hand a local
+file to nginx or Apache. Whatever the mode, the permission check has already run: only the
+transfer moves.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+import os
 import re
 from pathlib import PurePosixPath
+from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import Storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+
+from .conf import moderation_settings
+
+log = logging.getLogger("moderation.serving")
+
+DELIVERY_MODES = ("proxy", "redirect", "x-accel-redirect", "x-sendfile")
 
 #: Extension -> the media type sent inline. A fixed table rather than ``mimetypes``, whose
 #: answers depend on the host's /etc/mime.types.
@@ -123,12 +140,102 @@ def _range_response(request: HttpRequest, handle, size: int) -> HttpResponse | N
     return response
 
 
+def presigned_url(storage: Storage, name: str, filename: str | None = None) -> str | None:
+    """A short-lived URL at which the storage itself serves ``name``, or None when the
+    storage cannot sign one.
+
+    A storage may offer ``presigned_url(name, expires, content_type, disposition)`` (this
+    app's hook, for storages of your own); otherwise a ``url(name, parameters=..., expire=...)``
+    in the manner of django-storages' S3 backend is used, asking the object store to answer
+    with the allow-listed type and disposition (``ResponseContentType``/``...Disposition``),
+    so the bytes keep their inert type on the other origin too.
+    """
+    expires = int(moderation_settings.FILE_DELIVERY_EXPIRES)
+    content_type = media_type(name) or DOWNLOAD_TYPE
+    disposition = _disposition(content_type != DOWNLOAD_TYPE, filename)
+    hook = getattr(storage, "presigned_url", None)
+    if callable(hook):
+        return hook(name, expires=expires, content_type=content_type, disposition=disposition)
+    try:
+        params = inspect.signature(storage.url).parameters
+    except (TypeError, ValueError):
+        return None
+    if "expire" not in params:
+        return None  # a plain storage: its url() is a public, unsigned address
+    kwargs: dict = {"expire": expires}
+    if "parameters" in params:
+        kwargs["parameters"] = {"ResponseContentType": content_type,
+                                "ResponseContentDisposition": disposition}
+    return storage.url(name, **kwargs)
+
+
+def _local_path(storage: Storage, name: str) -> str | None:
+    try:
+        return os.path.realpath(storage.path(name))
+    except (NotImplementedError, AttributeError):
+        return None
+
+
+def _accel_location(path: str) -> str | None:
+    """The internal URL nginx serves ``path`` at, from ``FILE_DELIVERY_LOCATIONS``
+    (directory -> internal prefix; the longest directory containing the file wins)."""
+    best = None
+    for directory, prefix in (moderation_settings.FILE_DELIVERY_LOCATIONS or {}).items():
+        root = os.path.realpath(str(directory))
+        inside = path.startswith(root.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(root) > len(best[0])):
+            best = (root, str(prefix))
+    if best is None:
+        return None
+    root, prefix = best
+    relative = os.path.relpath(path, root).replace(os.sep, "/")
+    return prefix.rstrip("/") + "/" + quote(relative)
+
+
+def _handed_over(storage: Storage, name: str, filename: str | None) -> HttpResponseBase | None:
+    """The configured mode's answer when it can serve ``name`` without Django reading the
+    bytes; None sends them through Django (``proxy``, or a mode this storage cannot do)."""
+    mode = moderation_settings.FILE_DELIVERY
+    if mode == "redirect":
+        if not storage.exists(name):
+            raise Http404("the file is missing")
+        url = presigned_url(storage, name, filename)
+        if url and urlsplit(url).scheme in ("http", "https"):
+            response: HttpResponseBase = HttpResponse(status=302)
+            response["Location"] = url
+            response["Cache-Control"] = "private, no-store"
+            response["Referrer-Policy"] = "no-referrer"
+            return response
+    elif mode in ("x-accel-redirect", "x-sendfile"):
+        path = _local_path(storage, name)
+        if path is not None and os.path.isfile(path):
+            if mode == "x-sendfile":
+                response = protect(HttpResponse(), name, filename)
+                response["X-Sendfile"] = path
+                return response
+            location = _accel_location(path)
+            if location is not None:
+                response = protect(HttpResponse(), name, filename)
+                response["X-Accel-Redirect"] = location
+                return response
+            log.warning("FILE_DELIVERY_LOCATIONS maps no directory holding %s; sent through "
+                        "Django", path)
+    return None
+
+
 def serve_file(request: HttpRequest, storage: Storage, name: str,
                filename: str | None = None) -> HttpResponseBase:
     """``name`` from ``storage`` with byte ranges (video seeking) and :func:`protect`'s
-    headers; Http404 when it is missing or the name is refused by the storage."""
+    headers; Http404 when it is missing or the name is refused by the storage. Handed to
+    the storage or the web server instead when ``FILE_DELIVERY`` says so and it can."""
     if not name:
         raise Http404("no file stored")
+    try:
+        handed = _handed_over(storage, name, filename)
+    except SuspiciousFileOperation as exc:
+        raise Http404("the file is missing") from exc
+    if handed is not None:
+        return handed
     try:
         handle = storage.open(name, "rb")
         size = storage.size(name)

@@ -11,11 +11,10 @@ from datetime import UTC, datetime, time
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 from ..models import Job, MediaKind, ReviewState, RiskLevel, Status, Suggestion
+from .schema import OpenApiParameter, OpenApiTypes
 
 CHOICES = {
     "status": Status, "suggestion": Suggestion, "risk_level": RiskLevel,

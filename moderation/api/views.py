@@ -11,8 +11,6 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.decorators import method_decorator
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -36,6 +34,7 @@ from .permissions import (
     CanViewJobs,
     LibraryPermissions,
 )
+from .schema import OpenApiParameter, OpenApiTypes, extend_schema
 
 #: Longest a moderate request may wait for its result (it holds a server thread).
 MAX_WAIT = 30.0
