@@ -1,9 +1,11 @@
 """The emulator as a plain WSGI application: read the request, verify it, route it, answer JSON.
 
 Every request goes through the same gateway steps as on Alibaba Cloud (aliyun-protocol.md
-§9): the signature is checked first with :func:`signing.verify_request` (ACS3 §5.1, RPC V1
-§6, ROA §3.1), then 2.0/IMM requests (``POST /``) are routed on the *signed* action and
-version, and ``/green/...`` (1.0, ROA) on the path and signed version: the 1.0 routes of
+§9): the body is read (``Content-Length`` or ``Transfer-Encoding: chunked``, bounded), the
+signature is checked with :func:`.verify.verify_request` (ACS3 §5.1, RPC V1 §6, ROA §3.1),
+then 2.0/IMM requests (``POST /``, or ``GET /`` as RPC clients such as ``@alicloud/pop-core``
+send by default) are routed on the *signed* action and version, and ``/green/...`` (1.0, ROA,
+POST only) on the path and signed version: the 1.0 routes of
 :mod:`.green` are always registered; other 1.0 paths answer "not implemented yet". Gateway
 refusals use the §8.1 envelope and a non-2xx status; handlers answer business results
 themselves (§8.2).
@@ -24,7 +26,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from ..providers.aliyun.signing import (
+from .config import EmulatorConfig
+from .verify import (
     NonceCache,
     SignatureError,
     VerifiedRequest,
@@ -32,12 +35,12 @@ from ..providers.aliyun.signing import (
     form_params,
     verify_request,
 )
-from .config import EmulatorConfig
 
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"  # §9 step 4
-RPC_PATH = "/"  # 2.0 and IMM: every operation is POST / (§4.1)
+RPC_PATH = "/"  # 2.0 and IMM: every operation is POST / (§4.1); GET / for RPC clients too
+RPC_METHODS = ("GET", "POST")
 ROA_PREFIX = "/green/"  # 1.0: one path per operation (§2.2)
 RECOMMEND_URL = "https://api.aliyun.com/troubleshoot?q={code}&requestId={request_id}"
 
@@ -52,7 +55,11 @@ class GatewayError(SignatureError):
 @dataclass(frozen=True)
 class EmulatorRequest:
     """One HTTP request as received: header names lower-cased, values verbatim (the V3
-    verifier signs them as sent, §5.1 step 4), query decoded with form rules (§5.1 step 5)."""
+    verifier signs them as sent, §5.1 step 4), query decoded with form rules (§5.1 step 5).
+
+    ``base_url`` is the emulator's own address as the client reached it
+    (``http://127.0.0.1:8765``), for the URLs of temporary files: never the ``Host`` header,
+    which a client may send without its port."""
 
     method: str
     path: str
@@ -60,6 +67,7 @@ class EmulatorRequest:
     headers: dict[str, str]
     body: bytes
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    base_url: str = ""
 
     @property
     def form(self) -> dict[str, str]:
@@ -215,9 +223,9 @@ class EmulatorApp:
             return gateway_reply(error, host, request.request_id)
 
     def _dispatch(self, request: EmulatorRequest) -> Reply:
-        if request.method != "POST" or not (
-            request.path == RPC_PATH or request.path.startswith(ROA_PREFIX)
-        ):
+        rpc = request.path == RPC_PATH and request.method in RPC_METHODS
+        roa = request.path.startswith(ROA_PREFIX) and request.method == "POST"
+        if not (rpc or roa):
             raise _api_not_found(f"{request.method} {request.path}")
         verified = verify_request(
             request.method,
@@ -229,6 +237,9 @@ class EmulatorApp:
             max_skew=self.config.max_skew,
             nonces=self.nonces,
         )
+        if self.config.token_refused(verified.access_key_id, verified.security_token):
+            raise GatewayError("InvalidSecurityToken.MismatchWithAccessKey",
+                               "Specified SecurityToken mismatch with the AccessKey.", 400)
         if request.path != RPC_PATH:
             handler = self._roa_handler(request.path, verified)
         else:
@@ -288,8 +299,10 @@ def _api_not_found(detail: str) -> GatewayError:
 
 
 def read_request(environ: Mapping[str, Any], max_body: int) -> EmulatorRequest:
-    """An :class:`EmulatorRequest` from a WSGI environ; bodies above ``max_body`` are refused
-    before they are read."""
+    """An :class:`EmulatorRequest` from a WSGI environ. The body is read by its
+    ``Content-Length`` or, when sent ``Transfer-Encoding: chunked`` (as Node.js clients stream
+    bodies; an HTTP/1.1 server must accept it), chunk by chunk; either way a body above
+    ``max_body`` is refused without reading it all."""
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -298,22 +311,84 @@ def read_request(environ: Mapping[str, Any], max_body: int) -> EmulatorRequest:
     for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
         if environ.get(key):
             headers[key.replace("_", "-").lower()] = environ[key]
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise GatewayError("InvalidParameter", "Content-Length is not a number.", 400) from None
-    if length > max_body:
-        raise GatewayError(
-            "InvalidParameter", f"The request body is larger than {max_body} bytes.", 400
-        )
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    stream = environ["wsgi.input"]
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = read_chunked(stream, max_body)  # chunked wins over any Content-Length (RFC 9112)
+    else:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise GatewayError("InvalidParameter", "Content-Length is not a number.",
+                               400) from None
+        if length > max_body:
+            raise _too_large(max_body)
+        body = stream.read(length) if length > 0 else b""
     return EmulatorRequest(
         method=environ.get("REQUEST_METHOD", "GET").upper(),
         path=environ.get("PATH_INFO") or "/",
         query=form_decode(environ.get("QUERY_STRING", "")),
         headers=headers,
         body=body,
+        base_url=server_url(environ),
     )
+
+
+#: WSGI environ key under which :mod:`.server` puts the address the client connected to.
+SERVER_URL_KEY = "moderation.emulator.server_url"
+
+
+def server_url(environ: Mapping[str, Any]) -> str:
+    """``http://host:port`` of this server: what :mod:`.server` recorded from the accepted
+    socket, else the WSGI ``SERVER_NAME``/``SERVER_PORT`` (another WSGI server)."""
+    recorded = environ.get(SERVER_URL_KEY)
+    if recorded:
+        return str(recorded)
+    host = str(environ.get("SERVER_NAME") or "127.0.0.1")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{environ.get('SERVER_PORT') or 80}"
+
+
+def _too_large(max_body: int) -> GatewayError:
+    return GatewayError("InvalidParameter", f"The request body is larger than {max_body} bytes.",
+                        400)
+
+
+def _bad_chunking(detail: str) -> GatewayError:
+    return GatewayError("InvalidParameter", f"The chunked request body is malformed ({detail}).",
+                        400)
+
+
+def read_chunked(stream: Any, max_body: int) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1): hex size lines (extensions
+    ignored), data, CRLF, up to the zero chunk, then trailers (discarded) up to a blank line.
+    Refused once the data passes ``max_body`` or a line is implausibly long."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(1024)
+        if not line.endswith(b"\n"):
+            raise _bad_chunking("size line")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _bad_chunking("size line") from None
+        if size < 0:
+            raise _bad_chunking("size line")
+        if size == 0:
+            break
+        total += size
+        if total > max_body:
+            raise _too_large(max_body)
+        data = stream.read(size)
+        if len(data) != size or stream.readline(3) not in (b"\r\n", b"\n"):
+            raise _bad_chunking("chunk data")
+        parts.append(data)
+    for _ in range(100):  # trailer fields, then the final blank line
+        line = stream.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
+            return b"".join(parts)
+    raise _bad_chunking("too many trailer fields")
 
 
 def throttle_reply(request: EmulatorRequest, reason: str) -> Reply:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..providers.aliyun.signing import MAX_SKEW
+from .verify import MAX_SKEW
 
 DEFAULT_ACCESS_KEY_ID = "LTAI5tEmulatorKeyId0001"
 DEFAULT_ACCESS_KEY_SECRET = "EmulatorSecret0000000000000001"
@@ -63,10 +63,22 @@ class EmulatorConfig:
     result_retention: timedelta = timedelta(hours=24)  # 2.0 video
     green_retention: timedelta = timedelta(hours=1)  # 1.0 image and video async
     imm_retention: timedelta = timedelta(days=7)
+    # Temporary STS credentials the gateway knows besides the AccessKey pair: (AccessKey id,
+    # secret, security token) each; a request signed with one must carry its token.
+    sts_credentials: tuple[tuple[str, str, str], ...] = ()
 
     def secret_for(self, access_key_id: str) -> str | None:
         """The secret of a known AccessKey id, None otherwise (-> InvalidAccessKeyId.NotFound)."""
-        return self.access_key_secret if access_key_id == self.access_key_id else None
+        if access_key_id == self.access_key_id:
+            return self.access_key_secret
+        return next((secret for key, secret, _ in self.sts_credentials if key == access_key_id),
+                    None)
+
+    def token_refused(self, access_key_id: str, security_token: str | None) -> bool:
+        """An STS AccessKey id signed without its own token (``x-acs-security-token``,
+        ``SecurityToken``): the gateway refuses it (``InvalidSecurityToken.*``)."""
+        tokens = {key: token for key, _, token in self.sts_credentials}
+        return access_key_id in tokens and security_token != tokens[access_key_id]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EmulatorConfig:
@@ -80,4 +92,6 @@ class EmulatorConfig:
             given["callback_retries"] = tuple(float(s) for s in given["callback_retries"])
         if "oss_root" in given:
             given["oss_root"] = Path(given["oss_root"])
+        if "sts_credentials" in given:
+            given["sts_credentials"] = tuple(tuple(c) for c in given["sts_credentials"])
         return cls(**given)

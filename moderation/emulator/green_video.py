@@ -105,7 +105,7 @@ class GreenAsync:
                 raise _invalid("live")
         except BusinessError as exc:
             return Reply(200, envelope(call, exc.code, exc.message))
-        base_url = f"http://{call.request.headers.get('host', '')}"
+        base_url = call.request.base_url
         data = []
         for entry in tasks:
             task = self._task(entry, new_task_id("vi"), VIDEO, push, scenes=scenes,

@@ -6,7 +6,8 @@ aliyun-api-reference.md §3.2). The image comes from ``imageUrl`` (downloaded he
 emulator's ``oss_root``; ``ossRegionId`` is accepted, there is one region), goes through
 the offline ``local`` provider, and is answered with the documented 2.0 body. Problems with
 the request or the image are business errors: HTTP 200 with the code in ``Code`` (§4.3,
-§8.2), using the numeric family of §2.6.
+§8.2), in 2.0's own codes (api-reference §3.5: 404-407 for bad media; :func:`v2_error`
+translates the shared download steps' §2.6 codes).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import logging
+import shutil
 import socket
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -35,6 +38,8 @@ from ..providers import (
 from .app import Call, Reply, Routes
 from .config import EmulatorConfig
 
+logger = logging.getLogger(__name__)
+
 VERSION = "2022-03-02"
 SCENES = ["porn", "qrcode", "ad"]  # what the local engine checks for a baseline service
 URL_SCHEMES = ("http", "https")
@@ -51,6 +56,19 @@ ALGO_FAILED = 586
 TOO_LARGE = 589
 BAD_FORMAT = 590
 DOWNLOAD_TIMEOUT = 592
+
+#: 1.0-family codes of the shared download and media steps -> 2.0's own (api-reference §3.5:
+#: 404 not downloadable, 405 download timed out, 406 too large, 407 unsupported format,
+#: 500 internal error).
+V2_CODES = {
+    DOWNLOAD_FAILED: NOT_FOUND,
+    FORBIDDEN: NOT_FOUND,
+    DOWNLOAD_TIMEOUT: 405,
+    TOO_LARGE: 406,
+    BAD_FORMAT: 407,
+    ALGO_FAILED: 500,
+}
+CHUNK_BYTES = 64 * 1024
 
 # local-provider MediaError codes that mean "too large"; every other one is a format problem.
 _TOO_LARGE_CODES = frozenset({"file_too_large", "image_too_large"})
@@ -84,6 +102,7 @@ def image_moderation(call: Call) -> Reply:
         data_id = _optional_str(parameters, "dataId")
         result = moderate(data, data_id)
     except BusinessError as exc:
+        exc = v2_error(exc)
         return Reply(200, {"Code": exc.code, "Msg": exc.message, "RequestId": call.request_id})
     body = {
         "Code": 200,
@@ -140,9 +159,10 @@ def load_image(parameters: dict[str, Any], config: EmulatorConfig) -> bytes:
     raise BusinessError(BAD_REQUEST, "imageUrl or ossBucketName/ossObjectName is required")
 
 
-def read_oss_object(key: str, config: EmulatorConfig) -> bytes:
-    """``<oss_root>/<key>`` for every bucket; keys that leave ``oss_root`` (``..``, absolute
-    paths, symlinks out) are invalid parameters, never files outside the root."""
+def oss_path(key: str, config: EmulatorConfig, max_bytes: int, what: str = "image") -> Path:
+    """The file of ``<oss_root>/<key>`` for every bucket; keys that leave ``oss_root``
+    (``..``, absolute paths, symlinks out) are invalid parameters, never files outside the
+    root; a missing object is 404, one above ``max_bytes`` 589."""
     parts = PurePosixPath(key).parts
     if not parts or key.startswith("/") or "\\" in key or ".." in parts:
         raise _invalid("ossObjectName")
@@ -152,14 +172,29 @@ def read_oss_object(key: str, config: EmulatorConfig) -> bytes:
         raise _invalid("ossObjectName")
     if not path.is_file():
         raise BusinessError(NOT_FOUND, f"the OSS object {key!r} does not exist")
-    if path.stat().st_size > config.max_image_bytes:
-        raise BusinessError(TOO_LARGE, f"the image is larger than {config.max_image_bytes} bytes")
-    return path.read_bytes()
+    if path.stat().st_size > max_bytes:
+        raise BusinessError(TOO_LARGE, f"the {what} is larger than {max_bytes} bytes")
+    return path
 
 
-def fetch_url(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
-    """Download ``url`` like the service does (api-reference §3.2), within the emulator's
-    timeout and size limit. Redirects are followed by hand so each hop's address is checked."""
+def read_oss_object(key: str, config: EmulatorConfig) -> bytes:
+    """An image from the OSS stand-in (at most ``config.max_image_bytes``)."""
+    return oss_path(key, config, config.max_image_bytes).read_bytes()
+
+
+def copy_oss_object(key: str, config: EmulatorConfig, out: BinaryIO, max_bytes: int,
+                    what: str = "video") -> None:
+    """Stream an object of the OSS stand-in into ``out``, never whole in memory."""
+    with oss_path(key, config, max_bytes, what).open("rb") as source:
+        shutil.copyfileobj(source, out, CHUNK_BYTES)
+
+
+def download(url: str, referer: str | None, config: EmulatorConfig, out: BinaryIO, *,
+             max_bytes: int, what: str = "image") -> None:
+    """Download ``url`` into ``out`` like the service does (api-reference §3.2): chunk by
+    chunk, at most ``max_bytes``, ``config.download_timeout`` per connect and read.
+    Redirects are followed by hand so each hop's address is checked. Failures are §2.6
+    codes whose messages name ``what`` (image or video) and never carry exception text."""
     session = requests.Session()
     session.trust_env = False  # never send loopback downloads through an HTTP(S)_PROXY
     headers = {"Referer": referer} if referer else {}
@@ -175,30 +210,55 @@ def fetch_url(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
             )
             if not response.is_redirect:
                 with response:
-                    return _read_body(response, config.max_image_bytes)
+                    _copy_body(response, out, max_bytes, what)
+                return
             response.close()
             url = urljoin(url, response.headers["location"])
         raise BusinessError(DOWNLOAD_FAILED, f"more than {MAX_REDIRECTS} redirects")
     except requests.Timeout:
-        raise BusinessError(DOWNLOAD_TIMEOUT, "the image download timed out") from None
+        raise BusinessError(DOWNLOAD_TIMEOUT, f"the {what} download timed out") from None
     except requests.RequestException as exc:
-        raise BusinessError(DOWNLOAD_FAILED, f"the image could not be downloaded ({exc})") from None
+        logger.info("emulator download of %s failed: %r", url, exc)
+        raise BusinessError(DOWNLOAD_FAILED, f"the {what} could not be downloaded") from None
     finally:
         session.close()
 
 
-def fetch_url_v2(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
-    """:func:`fetch_url` in 2.0 codes: a refused download (HTTP 401/403, e.g. hot-link
-    protection without the right ``referer``) is 404 "could not be downloaded"
-    (api-reference §3.5). 2.0 uses 403 for "QPS exceeded", which clients retry as throttling;
-    1.0 (``green``) keeps 403 FORBIDDEN for the same refusal (§2.6)."""
+def fetch_url(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
+    """An image download (at most ``config.max_image_bytes``) as bytes; see :func:`download`."""
+    buffer = io.BytesIO()
+    download(url, referer, config, buffer, max_bytes=config.max_image_bytes)
+    return buffer.getvalue()
+
+
+def download_v2(url: str, referer: str | None, config: EmulatorConfig, out: BinaryIO, *,
+                max_bytes: int, what: str = "image") -> None:
+    """:func:`download` with a refused download (HTTP 401/403, e.g. hot-link protection
+    without the right ``referer``) worded as 2.0's "could not be downloaded": 2.0 uses 403
+    for "QPS exceeded", which clients retry as throttling; 1.0 (``green``) keeps 403
+    FORBIDDEN for the same refusal (§2.6). Other codes are turned into 2.0's by
+    :func:`v2_error` where the answer is made."""
     try:
-        return fetch_url(url, referer, config)
+        download(url, referer, config, out, max_bytes=max_bytes, what=what)
     except BusinessError as exc:
         if exc.code != FORBIDDEN:
             raise
         raise BusinessError(NOT_FOUND, f"{exc.message}; hot-link protection? send referer"
                             ) from None
+
+
+def fetch_url_v2(url: str, referer: str | None, config: EmulatorConfig) -> bytes:
+    """:func:`fetch_url` with :func:`download_v2`'s wording."""
+    buffer = io.BytesIO()
+    download_v2(url, referer, config, buffer, max_bytes=config.max_image_bytes)
+    return buffer.getvalue()
+
+
+def v2_error(exc: BusinessError) -> BusinessError:
+    """``exc`` in 2.0's own codes (api-reference §3.5): the download and media steps speak
+    1.0's family (§2.6), which 2.0 does not use for bad media."""
+    code = V2_CODES.get(exc.code, exc.code)
+    return exc if code == exc.code else BusinessError(code, exc.message)
 
 
 def _check_url(url: str, config: EmulatorConfig) -> None:
@@ -229,28 +289,25 @@ def _address_allowed(
     return config.allow_private_urls and address.is_private
 
 
-def _read_body(response: requests.Response, max_bytes: int) -> bytes:
-    """The body of a 200, at most ``max_bytes``; HTTP errors become §2.6 codes."""
-    if response.status_code in (404, 410):
-        raise BusinessError(NOT_FOUND, f"the image was not found (HTTP {response.status_code})")
-    if response.status_code in (401, 403):
-        raise BusinessError(
-            FORBIDDEN, f"the image URL is not reachable (HTTP {response.status_code})"
-        )
-    if response.status_code != 200:
-        raise BusinessError(
-            DOWNLOAD_FAILED, f"the image download failed (HTTP {response.status_code})"
-        )
+def _copy_body(response: requests.Response, out: BinaryIO, max_bytes: int, what: str) -> None:
+    """Write the body of a 200 to ``out``, at most ``max_bytes``; HTTP errors become §2.6
+    codes."""
+    status = response.status_code
+    if status in (404, 410):
+        raise BusinessError(NOT_FOUND, f"the {what} was not found (HTTP {status})")
+    if status in (401, 403):
+        raise BusinessError(FORBIDDEN, f"the {what} URL is not reachable (HTTP {status})")
+    if status != 200:
+        raise BusinessError(DOWNLOAD_FAILED, f"the {what} download failed (HTTP {status})")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise BusinessError(TOO_LARGE, f"the image is larger than {max_bytes} bytes")
-    chunks, total = [], 0
-    for chunk in response.iter_content(64 * 1024):
+        raise BusinessError(TOO_LARGE, f"the {what} is larger than {max_bytes} bytes")
+    total = 0
+    for chunk in response.iter_content(CHUNK_BYTES):
         total += len(chunk)
         if total > max_bytes:
-            raise BusinessError(TOO_LARGE, f"the image is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise BusinessError(TOO_LARGE, f"the {what} is larger than {max_bytes} bytes")
+        out.write(chunk)
 
 
 # --- moderating and answering --------------------------------------------------------------

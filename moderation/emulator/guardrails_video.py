@@ -1,12 +1,13 @@
 """Content Moderation 2.0 video handlers of the emulator: submit, poll, cancel.
 
-``VideoModeration`` downloads ``url`` (same rules as ``imageUrl``: public or loopback, §2.6
-download codes, ``referer`` sent as the Referer header) or reads ``ossObjectName`` under
-``oss_root`` into a temporary file, queues the analysis with the offline engine on one
-background thread and answers ``Data {TaskId, DataId}`` at once. ``VideoModerationResult``
-answers Code 280 while the task runs (288 for an ``offline: true`` nearline task, which may
-also wait :data:`OFFLINE_QUEUE_SECONDS` before its analysis starts), then the Appendix A body
-("VideoModerationResult response body"); ``VideoModerationCancel`` forgets the task.
+``VideoModeration`` downloads ``url`` (same rules as ``imageUrl``: public or loopback, 2.0's
+download codes 404-406, ``referer`` sent as the Referer header) or reads ``ossObjectName``
+under ``oss_root`` into a temporary file (streamed, at most 500 MB), queues the analysis
+with the offline engine on one background thread and answers ``Data {TaskId, DataId}`` at
+once. ``VideoModerationResult`` answers Code 280 while the task runs (288 for an ``offline:
+true`` nearline task, which may also wait :data:`OFFLINE_QUEUE_SECONDS` before its analysis
+starts), then the Appendix A body ("VideoModerationResult response body");
+``VideoModerationCancel`` forgets the task.
 Unknown, cancelled and expired tasks answer 594 "task/taskId expired" (aliyun-protocol.md
 §2.6, §4.3); the real service cannot tell a purged task from a never-issued one either.
 Video operations use ``Message``, not ``Msg`` (§4.2). Frame images and audio slices are
@@ -38,7 +39,8 @@ from .guardrails import (
     _invalid,
     _optional_str,
     _service_parameters,
-    fetch_url_v2,
+    download_v2,
+    v2_error,
 )
 from .tasks import RUNNING, Task, TaskStore, new_task_id
 from .video_tasks import TEMP_PREFIX, VideoTasks, WsgiApp, download_video
@@ -98,9 +100,9 @@ class VideoService:
             offline = _offline(parameters)
             path = self._download(parameters)
         except BusinessError as exc:
-            return _reply(call, exc.code, exc.message)
+            return _reply(call, *_v2(exc))
         task = Task(new_task_id(), data_id, service, extra={"offline": offline}, **push)
-        base_url = f"http://{call.request.headers.get('host', '')}"
+        base_url = call.request.base_url
         if offline and OFFLINE_QUEUE_SECONDS > 0:
             self._hold(task, path, base_url, OFFLINE_QUEUE_SECONDS)
         else:
@@ -119,7 +121,7 @@ class VideoService:
                 return _reply(call, NEARLINE, "QUEUED", _ids(task))
             return _reply(call, PROCESSING, "PROCESSING", _ids(task))
         if task.error is not None:
-            return _reply(call, *task.error)
+            return _reply(call, *_v2(BusinessError(*task.error)))
         return _reply(call, 200, "OK", task.data)
 
     def video_moderation_cancel(self, call: Call) -> Reply:
@@ -134,8 +136,8 @@ class VideoService:
     # --- steps ---------------------------------------------------------------------------
 
     def _download(self, parameters: dict[str, Any]) -> str:
-        """The video in a temporary file: ``url`` fetched with ``referer`` (2.0 codes, see
-        :func:`.guardrails.fetch_url_v2`), else the OSS object via :func:`download_video`."""
+        """The video in a temporary file: ``url`` fetched with ``referer`` (2.0 wording, see
+        :func:`.guardrails.download_v2`), else the OSS object via :func:`download_video`."""
         url = _optional_str(parameters, "url")
         referer = _optional_str(parameters, "referer")
         if not url:
@@ -143,7 +145,7 @@ class VideoService:
             return download_video(self.config, None,
                                   _optional_str(parameters, "ossBucketName"),
                                   _optional_str(parameters, "ossObjectName"))
-        return download_video(self.config, url, referer=referer, fetch=fetch_url_v2)
+        return download_video(self.config, url, referer=referer, fetch=download_v2)
 
     def _hold(self, task: Task, path: str, base_url: str, delay: float) -> None:
         """Keep a nearline task queued (polls see 288) for ``delay`` seconds, then start its
@@ -189,6 +191,12 @@ class VideoService:
         if crypt_type not in CRYPT_TYPES:
             raise _invalid("cryptType")
         return {"callback": callback, "seed": seed, "crypt_type": crypt_type}
+
+
+def _v2(exc: BusinessError) -> tuple[int, str]:
+    """(code, message) in 2.0's codes: the shared download/analysis steps record §2.6's."""
+    translated = v2_error(exc)
+    return translated.code, translated.message
 
 
 def _offline(parameters: dict[str, Any]) -> bool:

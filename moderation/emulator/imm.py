@@ -2,14 +2,15 @@
 
 ``CreateVideoModerationTask`` / ``CreateImageModerationTask`` take every parameter from the
 query (aliyun-protocol.md §7, §7.1), read ``SourceURI`` = ``oss://<bucket>/<key>`` from
-``<oss_root>/<key>`` (every bucket is the OSS stand-in; IMM reads OSS only, so http(s) URIs are
-refused like the real API refuses them) and answer ``{RequestId, TaskId, EventId}`` at once;
-the task id is ``<TaskType>-<uuid>`` like the service's. Videos are analysed on the shared
-:class:`~.video_tasks.VideoTasks` worker, images with the image engine on the same worker.
-``GetTask`` (§7.2) reports ``Status``/``Progress`` without a verdict, ``GetVideoModerationResult``
-/ ``GetImageModerationResult`` (§7.3) add ``ModerationResult`` {``URI``, ``Suggestion``,
-``Categories``, ``Frames {TotalCount, BlockFrames[]}``} once ``Succeeded``. Tasks are kept
-``EmulatorConfig.imm_retention`` (7 days, api-reference §4.1) after they end.
+``<oss_root>/<key>`` (every bucket is the OSS stand-in; IMM reads OSS only, so http(s) URIs
+are refused like the real API refuses them) and answer ``{RequestId, TaskId, EventId}`` at
+once; the task id is ``<TaskType>-<uuid>`` like the service's. Videos are analysed on the
+shared :class:`~.video_tasks.VideoTasks` worker, images with the image engine on the same
+worker. ``GetTask`` (§7.2) reports ``Status`` (no ``Progress``: GetTask has none) without a
+verdict, ``GetVideoModerationResult`` / ``GetImageModerationResult`` (§7.3) add
+``ModerationResult`` {``URI``, ``Suggestion``, ``Categories``, ``Frames {TotalCount,
+BlockFrames[]}``} once ``Succeeded``. Tasks are kept ``EmulatorConfig.imm_retention`` (7
+days, api-reference §4.1) after they end.
 
 Errors are gateway-style (§7.3, §8.1): HTTP 4xx + ``{RequestId, HostId, Code, Message}``.
 Conventions of this emulator (the spec names no IMM codes besides the documented example
@@ -147,6 +148,29 @@ def _int_param(params: dict[str, str], name: str, bounds: tuple[int, int, int]) 
     return int(raw)
 
 
+#: Parameters of the signature and the gateway, not of the operation (§6).
+_GATEWAY_PARAMS = frozenset({
+    "AccessKeyId", "Action", "Format", "RegionId", "SecurityToken", "Signature",
+    "SignatureMethod", "SignatureNonce", "SignatureType", "SignatureVersion", "Timestamp",
+    "Version",
+})
+
+
+def request_definition(params: dict[str, str], nested: dict[str, Any],
+                       sampling: dict[str, int]) -> dict[str, Any]:
+    """The create request as the caller built it before the SDK's "shrink" step (§7): its own
+    parameters only, ``Scenes``/``Tags``/``Notification``/``CredentialConfig`` as the JSON
+    values they were, ``Interval``/``MaxFrames`` as numbers."""
+    definition: dict[str, Any] = {k: v for k, v in params.items() if k not in _GATEWAY_PARAMS}
+    for name, value in nested.items():
+        if name in definition:
+            definition[name] = value
+    for name, value in sampling.items():
+        if name in definition:
+            definition[name] = value
+    return definition
+
+
 def _event_id() -> str:
     """Shaped like the documented ``05C-1XBQvsG2Tn5kBx2dUWo43******``."""
     return f"{uuid.uuid4().hex[:3].upper()}-1{uuid.uuid4().hex[:26]}"
@@ -187,13 +211,15 @@ class ImmService:
         return self._create(call, IMAGE_TASK)
 
     def get_task(self, call: Call) -> Reply:
-        """§7.2: status and bookkeeping, never the verdict."""
+        """§7.2: status and bookkeeping, never the verdict. No ``Progress``: the SDK's model
+        says "the GetTask operation does not support this parameter" (imm20200930 5.0.3).
+        ``TaskRequestDefinition`` (with ``RequestDefinition=True``) is the create request
+        as one JSON string, nested values as JSON, not the shrunk wire strings."""
         task_type = call.params.get("TaskType")
         if not task_type:
             raise _missing("TaskType")
         task = self._task(call, task_type)
         body = self._envelope(call, task)
-        body["Progress"] = 100 if task.state != RUNNING else 0
         if task.extra.get("tags") is not None:
             body["Tags"] = task.extra["tags"]
         if call.params.get("RequestDefinition", "").lower() == "true":
@@ -233,15 +259,16 @@ class ImmService:
                                    or not set(scenes) <= SCENES):
             raise _invalid("Scenes", f"known scenes are {', '.join(sorted(SCENES))}")
         tags = _json_param(params, "Tags", dict)
+        nested = {"Scenes": scenes, "Tags": tags}
         for name in ("Notification", "CredentialConfig"):
-            _json_param(params, name, dict)
+            nested[name] = _json_param(params, name, dict)
         user_data = params.get("UserData")
         if user_data is not None and len(user_data.encode()) > MAX_USER_DATA:
             raise _invalid("UserData", f"at most {MAX_USER_DATA} bytes")
         task = Task(f"{task_type}-{uuid.uuid4()}", None, task_type, extra={
             "project": project, "uri": uri, "scenes": scenes, "tags": tags,
             "user_data": user_data, "event_id": _event_id(), "start": _now_iso(),
-            "definition": {k: v for k, v in params.items() if k != "ProjectName"},
+            "definition": request_definition(params, nested, sampling),
             **sampling,
         })
         task.retention = self.config.imm_retention.total_seconds()
@@ -272,9 +299,9 @@ class ImmService:
             self.store.finish(task.task_id, data=answer)
         except BusinessError as exc:
             self.store.finish(task.task_id, error=(exc.code, exc.message))
-        except Exception as exc:  # the worker thread must survive any engine failure
+        except Exception:  # the worker thread must survive any engine failure
             logger.exception("emulator analysis of %s failed", task.task_id)
-            self.store.finish(task.task_id, error=(ALGO_FAILED, f"algorithm failed: {exc}"))
+            self.store.finish(task.task_id, error=(ALGO_FAILED, "algorithm failed"))
 
     def _task(self, call: Call, task_type: str) -> Task:
         """The task named by ``TaskId``, in this project and of ``task_type``."""

@@ -16,7 +16,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import guardrails
-from .app import EmulatorApp, Faults, Routes
+from .app import SERVER_URL_KEY, EmulatorApp, Faults, Routes
 from .config import EmulatorConfig
 from .green_video import routes as green_routes
 from .guardrails_video import VideoService
@@ -66,6 +66,11 @@ class _Handler(WSGIRequestHandler):
         # request has none (§4.1), and the form parser must not see one.
         if self.headers.get("content-type") is None:
             environ.pop("CONTENT_TYPE", None)
+        # The address this client actually connected to: temporary-file URLs are built on it,
+        # not on the Host header, which a client may send without the port (or not at all).
+        host, port = self.connection.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        environ[SERVER_URL_KEY] = f"http://{host}:{port}"
         return environ
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -20,8 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import requests
 
@@ -36,8 +35,8 @@ from .guardrails import (
     TOO_LARGE,
     BusinessError,
     _invalid,
-    fetch_url,
-    read_oss_object,
+    copy_oss_object,
+    download,
 )
 from .tasks import DONE, Task, TaskStore
 
@@ -57,27 +56,38 @@ Files = dict[str, tuple[bytes, str]]
 Render = Callable[[Task, Result, str], tuple[dict[str, Any], Files]]
 
 
+class Download(Protocol):
+    """:func:`.guardrails.download` or a protocol's variant of it."""
+
+    def __call__(self, url: str, referer: str | None, config: EmulatorConfig, out: BinaryIO, *,
+                 max_bytes: int, what: str = ...) -> None: ...
+
+
 def download_video(config: EmulatorConfig, url: str | None, bucket: str | None = None,
                    key: str | None = None, url_name: str = "url", referer: str | None = None,
-                   fetch: Callable[[str, str | None, EmulatorConfig], bytes] = fetch_url) -> str:
-    """The video in a temporary file (the caller's task owns it), from ``url`` (fetched by
+                   fetch: Download = download) -> str:
+    """The video in a temporary file (the caller's task owns it), from ``url`` (downloaded by
     ``fetch`` with ``referer``: each protocol words a refused download its own way) or from
-    ``<oss_root>/<key>``; download problems are the §2.6 business errors."""
-    config = replace(config, max_image_bytes=MAX_VIDEO_BYTES)
-    if url:
-        try:
-            data = fetch(url, referer, config)
-        except BusinessError as exc:
-            if exc.message == "parameter invalid(imageUrl)":
-                raise _invalid(url_name) from None
-            raise
-    elif bucket and key:
-        data = read_oss_object(key, config)
-    else:
+    ``<oss_root>/<key>``. Streamed to disk chunk by chunk, at most :data:`MAX_VIDEO_BYTES`,
+    never whole in memory; download problems are the §2.6 business errors, and a failed
+    download leaves no file behind."""
+    if not url and not (bucket and key):
         raise BusinessError(BAD_REQUEST, f"{url_name} or an OSS object is required")
     handle, path = tempfile.mkstemp(prefix="emulator-video-", suffix=".bin")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if url:
+                try:
+                    fetch(url, referer, config, out, max_bytes=MAX_VIDEO_BYTES, what="video")
+                except BusinessError as exc:
+                    if exc.message == "parameter invalid(imageUrl)":
+                        raise _invalid(url_name) from None
+                    raise
+            else:
+                copy_oss_object(key or "", config, out, MAX_VIDEO_BYTES)
+    except BaseException:
+        os.unlink(path)
+        raise
     return path
 
 
@@ -122,7 +132,7 @@ class VideoTasks:
             if self.store.get(task.task_id) is None:
                 return  # cancelled meanwhile (or the emulator is going away): nobody asks
             logger.warning("emulator analysis of %s failed: %r", task.task_id, exc)
-            self.store.finish(task.task_id, error=(ALGO_FAILED, f"algorithm failed: {exc}"))
+            self.store.finish(task.task_id, error=(ALGO_FAILED, "algorithm failed"))
         finally:
             os.unlink(path)
         finished = self.store.get(task.task_id)

@@ -1,6 +1,6 @@
 """Content Moderation 2.0 image provider (moderation/providers/aliyun/guardrails.py), its error
 table (aliyun/errors.py) and media URLs the provider can fetch (aliyun/media_url.py with the
-view in moderation/media_views.py).
+view in moderation/views/media.py).
 
 Bodies are copied from shared/specs/aliyun-protocol.md Appendix A / §8 and from the captures
 in aliyun-sdk-emulator-notes.md §3.2/§4. The wire is checked against a loopback server that
@@ -27,6 +27,7 @@ from django.core.signing import TimestampSigner
 from django.test import override_settings
 
 from moderation import media_url
+from moderation.emulator import verify as gateway
 from moderation.providers.aliyun import errors as aliyun_errors
 from moderation.providers.aliyun import signing
 from moderation.providers.aliyun.client import split_endpoint
@@ -164,11 +165,11 @@ def image(url: str = IMAGE_URL) -> Media:
     return Media(name="a.jpg", kind="image", url=url)
 
 
-def verify(captured: Captured) -> signing.VerifiedRequest:
+def verify(captured: Captured) -> gateway.VerifiedRequest:
     """What the gateway would check (§5.1 / §6), freshness and all."""
-    return signing.verify_request(
+    return gateway.verify_request(
         captured.method, captured.path, captured.query, captured.headers, captured.body,
-        {KEY_ID: SECRET}.get, nonces=signing.NonceCache(),
+        {KEY_ID: SECRET}.get, nonces=gateway.NonceCache(),
     )
 
 
@@ -397,7 +398,7 @@ def test_a_tampered_body_would_not_verify(capture):
     make_provider(capture.port).submit(image(), ModerationRequest())
     (sent,) = capture.requests
     sent.body = sent.body.replace(b"baselineCheck_global", b"baselineCheck_globaX")
-    with pytest.raises(signing.SignatureError):
+    with pytest.raises(gateway.SignatureError):
         verify(sent)
 
 

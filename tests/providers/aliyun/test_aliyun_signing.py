@@ -1,4 +1,5 @@
-"""Alibaba Cloud request signing (moderation/providers/aliyun/signing/).
+"""Alibaba Cloud request signing (moderation/providers/aliyun/signing/) and the emulator's
+separate verifier (moderation/emulator/verify.py).
 
 The client signers must reproduce, and the emulator verifiers must accept, every request
 the official SDKs produced in shared/specs/aliyun-signature-vectors.json (aliyun-protocol.md
@@ -22,11 +23,18 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from moderation.providers.aliyun.signing import (
-    ISO_FORMAT,
+from moderation.emulator.verify import (
     NonceCache,
     SignatureError,
     VerifiedRequest,
+    detect_algorithm,
+    verify_acs3,
+    verify_request,
+    verify_roa,
+    verify_rpc_v1,
+)
+from moderation.providers.aliyun.signing import (
+    ISO_FORMAT,
     acs3_authorization,
     acs3_canonical_headers,
     acs3_canonical_query,
@@ -35,7 +43,6 @@ from moderation.providers.aliyun.signing import (
     acs3_signed_header_names,
     acs3_string_to_sign,
     content_sha256,
-    detect_algorithm,
     form_decode,
     form_encode,
     http_date,
@@ -51,10 +58,6 @@ from moderation.providers.aliyun.signing import (
     sign_acs3,
     sign_roa,
     sign_rpc_v1,
-    verify_acs3,
-    verify_request,
-    verify_roa,
-    verify_rpc_v1,
 )
 
 SPECS = Path(__file__).resolve().parents[2] / "data" / "aliyun"  # copies of shared/specs
@@ -546,7 +549,8 @@ NOT_FOUND = ("InvalidAccessKeyId.NotFound", 404)
 MUTATIONS: list[tuple[str, str, Callable[[Wire], Wire], tuple[str, int]]] = [
     ("roa", "flipped-signature", flip_signature, SIGNATURE),
     ("roa", "tampered-body", tamper_body, ("InvalidContentMD5", 400)),
-    ("roa", "body-without-content-md5", with_header("Content-MD5", None), MISSING_PARAMETER),
+    # Content-MD5 is optional (checked when sent), but it is a line of the string to sign.
+    ("roa", "content-md5-dropped", with_header("Content-MD5", None), SIGNATURE),
     ("roa", "signed-header-changed", with_header("x-acs-action", "ImageAsyncScan"), SIGNATURE),
     ("roa", "signed-content-type-changed", with_header("Content-Type", "text/plain"), SIGNATURE),
     ("roa", "query-changed", with_param("RegionId", "cn-beijing"), SIGNATURE),
@@ -661,6 +665,33 @@ def test_roa_mismatch_reports_the_server_string_to_sign():
 )
 def test_unsigned_headers_may_change(algorithm, mutate):
     verify(mutate(BUILDERS[algorithm]()))
+
+
+def test_roa_body_without_content_md5_is_accepted():
+    """The TypeScript SDK signs a ROA body without Content-MD5: an empty line (§3 step 2)."""
+    unsigned_body = roa_wire()
+    headers = sign_roa("POST", unsigned_body.path, unsigned_body.query,
+                       {"x-acs-action": "ImageSyncScan", "Content-Type": "application/json"},
+                       None, AK, SECRET, date=NOW)
+    assert "Content-MD5" not in headers
+    wire = replace(unsigned_body, headers=headers)
+    assert verify(wire).action == "ImageSyncScan"
+    with pytest.raises(SignatureError) as caught:  # a wrong one is still refused
+        verify(with_header("Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA==")(wire))
+    assert caught.value.code == "InvalidContentMD5"
+
+
+def test_rpc_v1_signature_in_the_form_body_is_found():
+    """``@alicloud/pop-core`` POSTs every parameter, Signature included, in the form body."""
+    params = {"Action": "ImageModeration", "Version": "2022-03-02", **FORM_BODY}
+    signed = sign_rpc_v1("POST", params, AK, SECRET, timestamp=NOW)
+    wire = Wire("POST", "/", {}, {"content-type": "application/x-www-form-urlencoded"},
+                form_encode(signed).encode())
+    assert detect_algorithm(wire.headers, {}, form_decode(wire.body.decode())) == "rpc_v1"
+    verified = verify(wire)
+    assert (verified.algorithm, verified.action) == ("rpc_v1", "ImageModeration")
+    with pytest.raises(SignatureError, match="SignatureDoesNotMatch"):
+        verify(replace(wire, body=wire.body.replace(b"baselineCheck", b"baselineCheckX")))
 
 
 def test_roa_nonce_is_optional_but_signed_when_sent():

@@ -1,31 +1,18 @@
-"""ACS3-HMAC-SHA256 signing and verification: the SDK default for Content Moderation 2.0
-and IMM (shared/specs/aliyun-protocol.md §4.1, §5, §5.1)."""
+"""ACS3-HMAC-SHA256 signing: the SDK default for Content Moderation 2.0 and IMM
+(shared/specs/aliyun-protocol.md §4.1, §5)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import NamedTuple
+from datetime import datetime
 
 from .common import (
-    MAX_SKEW,
-    NonceCheck,
-    SecretLookup,
-    VerifiedRequest,
-    _check_fresh,
-    _check_nonce,
-    _check_signature,
     _default_header,
     _header,
-    _incomplete,
-    _missing,
-    _parse_iso,
-    _secret_for,
     _set_header,
     content_sha256,
-    gateway_error,
     iso_timestamp,
     new_nonce,
     percent_encode,
@@ -33,15 +20,6 @@ from .common import (
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
 
-# §5.1 step 3: a V3 request must sign at least these.
-ACS3_REQUIRED_SIGNED = (
-    "host",
-    "x-acs-action",
-    "x-acs-content-sha256",
-    "x-acs-date",
-    "x-acs-signature-nonce",
-    "x-acs-version",
-)
 
 
 def acs3_canonical_query(query: Mapping[str, str | None]) -> str:
@@ -75,7 +53,7 @@ def acs3_canonical_request(
     signed_headers: Iterable[str] | None = None,
 ) -> str:
     """The six-part canonical request of §5 step 6 over ``signed_headers`` (default: all of
-    ``headers``, as the signer does; the verifier passes the names the client declared)."""
+    ``headers``, as the SDK does)."""
     names = acs3_signed_header_names(headers if signed_headers is None else signed_headers)
     return "\n".join(
         [
@@ -153,92 +131,3 @@ def sign_acs3(
     signature = acs3_signature(access_key_secret, acs3_string_to_sign(canonical))
     signed["Authorization"] = acs3_authorization(access_key_id, names, signature)
     return signed
-
-
-class _Acs3Authorization(NamedTuple):
-    access_key_id: str
-    signed_headers: tuple[str, ...]
-    signature: str
-
-
-def _parse_acs3_authorization(value: str | None) -> _Acs3Authorization:
-    """``ACS3-HMAC-SHA256 Credential=..,SignedHeaders=a;b,Signature=..`` (§5.1 step 1)."""
-    if not value:
-        raise _incomplete("missing Authorization header")
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != ACS3_ALGORITHM:
-        raise _incomplete(f"unsupported signature algorithm {algorithm!r}")
-    fields = dict(part.strip().partition("=")[::2] for part in rest.split(","))
-    credential, names, signature = (
-        fields.get(key, "") for key in ("Credential", "SignedHeaders", "Signature")
-    )
-    signed_headers = tuple(name.strip().lower() for name in names.split(";") if name.strip())
-    if not (credential and signed_headers and signature):
-        raise _incomplete("Authorization needs Credential, SignedHeaders and Signature")
-    return _Acs3Authorization(credential, signed_headers, signature)
-
-
-def _check_acs3_signed_headers(signed: tuple[str, ...], headers: Mapping[str, str]) -> None:
-    """§5.1 step 3: the freshness/replay/body headers must be present *and* signed, and every
-    declared name must have arrived (step 4: no names added or dropped)."""
-    present = {name.lower() for name in headers}
-    for name in ACS3_REQUIRED_SIGNED:
-        if name not in present:
-            raise _missing(name)
-        if name not in signed:
-            raise _incomplete(f"{name} must be listed in SignedHeaders")
-    for name in signed:
-        if name not in present:
-            raise _incomplete(f"signed header {name} was not sent")
-
-
-def _check_content_sha256(headers: Mapping[str, str], body: bytes) -> str:
-    """§5.1 step 2. There is no dedicated gateway code; a body other than the one whose hash
-    was signed makes the server's canonical request differ, so this is SignatureDoesNotMatch.
-    """
-    hashed = content_sha256(body)
-    if (_header(headers, "x-acs-content-sha256") or "").strip() != hashed:
-        detail = "(x-acs-content-sha256 is not the SHA-256 of the request body)"
-        raise gateway_error("SignatureDoesNotMatch", detail)
-    return hashed
-
-
-def verify_acs3(
-    method: str,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    body: bytes,
-    lookup_secret: SecretLookup,
-    *,
-    now: datetime | None = None,
-    max_skew: timedelta | None = MAX_SKEW,
-    nonces: NonceCheck | None = None,
-) -> VerifiedRequest:
-    """Check an ACS3-HMAC-SHA256 request (§5.1) over the ``SignedHeaders`` the client declared,
-    with header values exactly as received; ``query`` holds decoded values.
-
-    Raises :class:`SignatureError`: ``IncompleteSignature`` (Authorization missing/malformed,
-    another algorithm, a required header unsigned, a signed header not sent),
-    ``MissingParameter`` (a required header absent), ``InvalidTimeStamp.Format``/``.Expired``
-    (``x-acs-date``), ``InvalidAccessKeyId.NotFound``, ``SignatureDoesNotMatch`` (signature
-    or body hash), ``SignatureNonceUsed`` (with ``nonces``).
-    """
-    auth = _parse_acs3_authorization(_header(headers, "Authorization"))
-    _check_acs3_signed_headers(auth.signed_headers, headers)
-    _check_fresh(_parse_iso(_header(headers, "x-acs-date") or "", "x-acs-date"), now, max_skew)
-    secret = _secret_for(lookup_secret, auth.access_key_id)
-    hashed = _check_content_sha256(headers, body)
-    canonical = acs3_canonical_request(method, path, query, headers, hashed, auth.signed_headers)
-    string_to_sign = acs3_string_to_sign(canonical)
-    _check_signature(auth.signature, acs3_signature(secret, string_to_sign), string_to_sign)
-    nonce = _header(headers, "x-acs-signature-nonce")
-    _check_nonce(nonces, auth.access_key_id, nonce)
-    return VerifiedRequest(
-        auth.access_key_id,
-        "acs3",
-        action=_header(headers, "x-acs-action"),
-        version=_header(headers, "x-acs-version"),
-        security_token=_header(headers, "x-acs-security-token"),
-        nonce=nonce,
-    )

@@ -1,128 +1,22 @@
-"""What the three signature algorithms share (shared/specs/aliyun-protocol.md): the §8.1
-gateway errors, the verified-request result, the nonce cache, the wire encodings, digests
-and clocks, case-insensitive header helpers and the checks common to every verifier."""
+"""What the three signers share (shared/specs/aliyun-protocol.md): the wire encodings,
+digests and clocks, and case-insensitive header helpers. The server side (the emulator's
+gateway) has its own implementation in :mod:`moderation.emulator.verify`."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import threading
-import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
-from typing import Literal
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from urllib.parse import parse_qsl, quote, urlencode
-
-Algorithm = Literal["roa", "acs3", "rpc_v1"]
-# Given an AccessKey id, its secret, or None when the id is unknown.
-SecretLookup = Callable[[str], str | None]
-# Given (AccessKey id, nonce): True the first time, False for a replay (see NonceCache).
-NonceCheck = Callable[[str, str], bool]
 
 HMAC_SHA1 = "HMAC-SHA1"
 SIGNATURE_VERSION = "1.0"
-MAX_SKEW = timedelta(minutes=15)  # §3.1 step 5, §5.1 step 7, §8.1
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # x-acs-date (§4.1) and Timestamp (§6)
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-
-# --- errors and results --------------------------------------------------------------------
-
-# §8.1: HTTP status and conventional message per gateway code.
-_GATEWAY_ERRORS: dict[str, tuple[int, str]] = {
-    "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards."),
-    "InvalidAccessKeyId.NotFound": (404, "Specified access key is not found."),
-    "SignatureDoesNotMatch": (400, "Specified signature is not matched with our calculation."),
-    "InvalidTimeStamp.Format": (400, "Specified time stamp or date value is not well formatted."),
-    "InvalidTimeStamp.Expired": (400, "Specified time stamp or date value is expired."),
-    "SignatureNonceUsed": (400, "Specified signature nonce was used already."),
-    "InvalidContentMD5": (400, "The Content-MD5 you specified does not match the request body."),
-}
-
-
-class SignatureError(Exception):
-    """A request the API gateway would refuse; the emulator answers ``http_status`` with
-    ``{"Code": code, "Message": message, ...}`` (§8.1)."""
-
-    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-
-def gateway_error(code: str, detail: str = "") -> SignatureError:
-    """The §8.1 error ``code`` with its status and conventional message (plus ``detail``)."""
-    status, message = _GATEWAY_ERRORS[code]
-    return SignatureError(code, f"{message} {detail}" if detail else message, status)
-
-
-def _missing(name: str) -> SignatureError:
-    """§8.1 ``MissingParameter``: a required header or parameter is absent."""
-    message = (
-        f'The input parameter "{name}" that is mandatory for processing this request '
-        "is not supplied."
-    )
-    return SignatureError("MissingParameter", message, 400)
-
-
-def _mismatch(string_to_sign: str) -> SignatureError:
-    """§8.1 ``SignatureDoesNotMatch``; the message ends with the server's string to sign, which
-    the 1.0 core SDK compares with its own (emulator notes §4)."""
-    status, message = _GATEWAY_ERRORS["SignatureDoesNotMatch"]
-    return SignatureError(
-        "SignatureDoesNotMatch", f"{message} server string to sign is:{string_to_sign}", status
-    )
-
-
-@dataclass(frozen=True)
-class VerifiedRequest:
-    """What a verifier vouches for: who signed, how, and the signed action/version (which the
-    emulator routes on, since 2.0 and IMM share ``POST /``; §9)."""
-
-    access_key_id: str
-    algorithm: Algorithm
-    action: str | None = None
-    version: str | None = None
-    security_token: str | None = None
-    nonce: str | None = None
-
-
-class NonceCache:
-    """Remembers (AccessKey id, nonce) pairs for ``ttl`` to refuse replays (§5.1 step 7).
-
-    Use an instance as the ``nonces`` argument of the verifiers. The default ttl covers the
-    whole ±15 min freshness window, so a replay is caught for as long as its date is accepted.
-    Thread-safe; memory is bounded by the request rate times ``ttl``.
-    """
-
-    def __init__(
-        self, ttl: timedelta = 2 * MAX_SKEW, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._ttl = ttl.total_seconds()
-        self._clock = clock
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, access_key_id: str, nonce: str) -> bool:
-        """True if the nonce is new (it is then remembered), False for a replay."""
-        key = (access_key_id, nonce)
-        with self._lock:
-            now = self._clock()
-            self._forget_before(now - self._ttl)
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            return True
-
-    def _forget_before(self, horizon: float) -> None:
-        while self._seen and next(iter(self._seen.values())) < horizon:
-            self._seen.popitem(last=False)
 
 
 # --- encodings, digests and clocks -------------------------------------------------------
@@ -148,8 +42,8 @@ def form_encode(params: Mapping[str, str]) -> str:
 
 
 def form_decode(raw: str) -> dict[str, str]:
-    """Decode a query string or form body with form rules (``+`` → space, ``%XX`` → UTF-8):
-    the decoded values are what every verifier signs over (§3.1 step 3, §5.1 step 5)."""
+    """Decode a query string or form body with form rules (``+`` → space, ``%XX`` → UTF-8),
+    the inverse of :func:`form_encode`: the decoded values are what a signature covers."""
     return dict(parse_qsl(raw, keep_blank_values=True))
 
 
@@ -216,49 +110,3 @@ def _default_header(headers: dict[str, str], name: str, value: str) -> None:
     """Set ``name`` unless the caller already gave it (in any spelling)."""
     if _header(headers, name) is None:
         headers[name] = value
-
-
-# --- shared verifier checks ----------------------------------------------------------------
-
-
-def _incomplete(detail: str) -> SignatureError:
-    return gateway_error("IncompleteSignature", f"({detail})")
-
-
-def _parse_http_date(value: str) -> datetime:
-    try:
-        return _utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
-        raise gateway_error("InvalidTimeStamp.Format", f"(Date: {value!r})") from None
-
-
-def _parse_iso(value: str, name: str) -> datetime:
-    try:
-        return datetime.strptime(value.strip(), ISO_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        raise gateway_error("InvalidTimeStamp.Format", f"({name}: {value!r})") from None
-
-
-def _check_fresh(signed_at: datetime, now: datetime | None, max_skew: timedelta | None) -> None:
-    """§8.1 ``InvalidTimeStamp.Expired`` outside ±``max_skew`` (None turns the check off)."""
-    if max_skew is not None and abs(_utc(now) - signed_at) > max_skew:
-        raise gateway_error("InvalidTimeStamp.Expired", f"(signed at {iso_timestamp(signed_at)})")
-
-
-def _secret_for(lookup_secret: SecretLookup, access_key_id: str) -> str:
-    secret = lookup_secret(access_key_id)
-    if secret is None:
-        raise gateway_error("InvalidAccessKeyId.NotFound", f"({access_key_id})")
-    return secret
-
-
-def _check_signature(given: str, expected: str, string_to_sign: str) -> None:
-    """Constant-time comparison (§3.1 step 4, §5.1 step 6)."""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise _mismatch(string_to_sign)
-
-
-def _check_nonce(nonces: NonceCheck | None, access_key_id: str, nonce: str | None) -> None:
-    """§8.1 ``SignatureNonceUsed``; run after the signature so forgeries burn no nonces."""
-    if nonces is not None and nonce and not nonces(access_key_id, nonce):
-        raise gateway_error("SignatureNonceUsed", f"({nonce})")

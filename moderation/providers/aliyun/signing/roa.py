@@ -1,31 +1,19 @@
-"""ROA HMAC-SHA1 signing and verification: Content Moderation 1.0,
-``Authorization: acs AK:SIG`` (shared/specs/aliyun-protocol.md §3, §3.1)."""
+"""ROA HMAC-SHA1 signing: Content Moderation 1.0, ``Authorization: acs AK:SIG``
+(shared/specs/aliyun-protocol.md §3)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .common import (
     HMAC_SHA1,
-    MAX_SKEW,
     SIGNATURE_VERSION,
-    NonceCheck,
-    SecretLookup,
-    VerifiedRequest,
     _b64_hmac_sha1,
-    _check_fresh,
-    _check_nonce,
-    _check_signature,
     _default_header,
     _header,
-    _incomplete,
-    _missing,
-    _parse_http_date,
-    _secret_for,
     _set_header,
     content_md5,
-    gateway_error,
     http_date,
 )
 
@@ -105,68 +93,3 @@ def sign_roa(
     signature = roa_signature(access_key_secret, roa_string_to_sign(method, path, query, signed))
     signed["Authorization"] = f"acs {access_key_id}:{signature}"
     return signed
-
-
-def _parse_roa_authorization(value: str | None) -> tuple[str, str]:
-    """``acs <AccessKeyId>:<signature>``, split at the last colon (§3.1 step 1)."""
-    if not value:
-        raise _incomplete("missing Authorization header")
-    if not value.startswith("acs "):
-        raise _incomplete("Authorization must start with 'acs '")
-    access_key_id, colon, signature = value[4:].rpartition(":")
-    if not (colon and access_key_id and signature):
-        raise _incomplete("Authorization must be 'acs <AccessKeyId>:<Signature>'")
-    return access_key_id, signature
-
-
-def _check_content_md5(headers: Mapping[str, str], body: bytes) -> None:
-    """The body must be the one the signed ``Content-MD5`` describes (§3.1 step 5); the
-    SDK always sends one with a body, and without it the body would not be covered at all."""
-    declared = _header(headers, "Content-MD5")
-    if declared is None:
-        if body:
-            raise _missing("Content-MD5")
-        return
-    if declared.strip() != content_md5(body):
-        raise gateway_error("InvalidContentMD5")
-
-
-def verify_roa(
-    method: str,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    body: bytes,
-    lookup_secret: SecretLookup,
-    *,
-    now: datetime | None = None,
-    max_skew: timedelta | None = MAX_SKEW,
-    nonces: NonceCheck | None = None,
-) -> VerifiedRequest:
-    """Check a ROA-signed request as the gateway would (§3.1); ``query`` holds decoded values.
-
-    Raises :class:`SignatureError`: ``IncompleteSignature`` (Authorization missing or
-    malformed), ``MissingParameter`` (no ``Date``; a body without ``Content-MD5``),
-    ``InvalidTimeStamp.Format``/``.Expired`` (``Date`` unreadable or outside ±``max_skew``
-    of ``now``), ``InvalidAccessKeyId.NotFound``, ``InvalidContentMD5``,
-    ``SignatureDoesNotMatch``, ``SignatureNonceUsed`` (only if the optional nonce repeats).
-    """
-    access_key_id, signature = _parse_roa_authorization(_header(headers, "Authorization"))
-    date = _header(headers, "Date")
-    if date is None:
-        raise _missing("Date")
-    _check_fresh(_parse_http_date(date), now, max_skew)
-    secret = _secret_for(lookup_secret, access_key_id)
-    _check_content_md5(headers, body)
-    string_to_sign = roa_string_to_sign(method, path, query, headers)
-    _check_signature(signature, roa_signature(secret, string_to_sign), string_to_sign)
-    nonce = _header(headers, "x-acs-signature-nonce")
-    _check_nonce(nonces, access_key_id, nonce)
-    return VerifiedRequest(
-        access_key_id,
-        "roa",
-        action=_header(headers, "x-acs-action"),
-        version=_header(headers, "x-acs-version"),
-        security_token=_header(headers, "x-acs-security-token"),
-        nonce=nonce,
-    )

@@ -1,26 +1,15 @@
-"""RPC V1 HMAC-SHA1 signing and verification: the legacy ``signature_algorithm="v2"``
-option of Content Moderation 2.0 and IMM (shared/specs/aliyun-protocol.md §6)."""
+"""RPC V1 HMAC-SHA1 signing: the legacy ``signature_algorithm="v2"`` option of Content
+Moderation 2.0 and IMM (shared/specs/aliyun-protocol.md §6)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .common import (
     HMAC_SHA1,
-    MAX_SKEW,
     SIGNATURE_VERSION,
-    NonceCheck,
-    SecretLookup,
-    VerifiedRequest,
     _b64_hmac_sha1,
-    _check_fresh,
-    _check_nonce,
-    _check_signature,
-    _incomplete,
-    _missing,
-    _parse_iso,
-    _secret_for,
     iso_timestamp,
     new_nonce,
     percent_encode,
@@ -88,49 +77,3 @@ def sign_rpc_v1(
     string_to_sign = rpc_v1_string_to_sign(method, {**query, **(body_params or {})})
     query["Signature"] = rpc_v1_signature(access_key_secret, string_to_sign)
     return query
-
-
-def _check_rpc_v1_params(params: Mapping[str, str]) -> str:
-    """The Signature plus the §6 parameters the SDK always sends; returns the signature."""
-    signature = params.get("Signature")
-    if not signature:
-        raise _incomplete("missing Signature parameter")
-    for name in RPC_REQUIRED:
-        if not params.get(name):
-            raise _missing(name)
-    if params["SignatureMethod"] != HMAC_SHA1 or params["SignatureVersion"] != SIGNATURE_VERSION:
-        raise _incomplete("only SignatureMethod=HMAC-SHA1, SignatureVersion=1.0 are supported")
-    return signature
-
-
-def verify_rpc_v1(
-    method: str,
-    params: Mapping[str, str],
-    lookup_secret: SecretLookup,
-    *,
-    now: datetime | None = None,
-    max_skew: timedelta | None = MAX_SKEW,
-    nonces: NonceCheck | None = None,
-) -> VerifiedRequest:
-    """Check a V1-signed request (§6). ``params`` = decoded query *merged with* the decoded
-    form-body parameters (the body is signed too; :func:`verify_request` does the merge).
-
-    Raises :class:`SignatureError`: ``IncompleteSignature`` (no ``Signature``, another
-    method), ``MissingParameter``, ``InvalidTimeStamp.Format``/``.Expired`` (``Timestamp``),
-    ``InvalidAccessKeyId.NotFound``, ``SignatureDoesNotMatch``, ``SignatureNonceUsed``.
-    """
-    signature = _check_rpc_v1_params(params)
-    _check_fresh(_parse_iso(params["Timestamp"], "Timestamp"), now, max_skew)
-    access_key_id = params["AccessKeyId"]
-    secret = _secret_for(lookup_secret, access_key_id)
-    string_to_sign = rpc_v1_string_to_sign(method, params)
-    _check_signature(signature, rpc_v1_signature(secret, string_to_sign), string_to_sign)
-    _check_nonce(nonces, access_key_id, params["SignatureNonce"])
-    return VerifiedRequest(
-        access_key_id,
-        "rpc_v1",
-        action=params.get("Action"),
-        version=params.get("Version"),
-        security_token=params.get("SecurityToken"),
-        nonce=params["SignatureNonce"],
-    )
