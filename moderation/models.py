@@ -18,6 +18,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import leases
 from .language import describe as describe_language
 from .language import doubt as language_doubt
 from .language import is_uncertain
@@ -96,7 +97,7 @@ class JobQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.unfinished().filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-            Q(lease_until__isnull=True) | Q(lease_until__lte=now),
+            leases.free("lease_until", now),
         )
 
     def needing_enqueue(self, now, overdue_before) -> JobQuerySet:
@@ -128,74 +129,84 @@ class Job(models.Model):
 
     # Empty for ad-hoc jobs (the moderate command, the API), whose input is kept in
     # evidence storage under inputs/.
-    content_type = models.ForeignKey(ContentType, null=True, blank=True,
-                                     on_delete=models.CASCADE)
+    content_type = models.ForeignKey(ContentType, verbose_name=_("content type"), null=True,
+                                     blank=True, on_delete=models.CASCADE)
     # Text, so that integer, UUID and string primary keys all fit (str(pk)).
-    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    object_id = models.CharField(_("object id"), max_length=255, blank=True, db_index=True)
     content_object = GenericForeignKey("content_type", "object_id")
-    field_name = models.CharField(max_length=100, blank=True)
-    file_name = models.CharField(max_length=500, blank=True, help_text=_("stored name"))
-    file_size = models.BigIntegerField(null=True, blank=True)
-    media_kind = models.CharField(max_length=10, choices=MediaKind.choices)
-    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    field_name = models.CharField(_("field name"), max_length=100, blank=True)
+    file_name = models.CharField(_("file name"), max_length=500, blank=True,
+                                 help_text=_("stored name"))
+    file_size = models.BigIntegerField(_("file size"), null=True, blank=True)
+    media_kind = models.CharField(_("media kind"), max_length=10, choices=MediaKind.choices)
+    sha256 = models.CharField(_("sha256"), max_length=64, blank=True, db_index=True)
 
-    provider = models.CharField(max_length=50)
-    provider_task_id = models.CharField(max_length=200, null=True, blank=True)
-    data_id = models.CharField(max_length=64, unique=True, default=_new_data_id)
-    seed = models.CharField(max_length=64, default=_new_seed, editable=False)
-    scenes = models.JSONField(default=list, blank=True)
-    biz_type = models.CharField(max_length=100, blank=True)
+    provider = models.CharField(_("provider"), max_length=50)
+    provider_task_id = models.CharField(_("provider task id"), max_length=200, null=True,
+                                        blank=True)
+    data_id = models.CharField(_("data id"), max_length=64, unique=True, default=_new_data_id)
+    seed = models.CharField(_("seed"), max_length=64, default=_new_seed, editable=False)
+    scenes = models.JSONField(_("scenes"), default=list, blank=True)
+    biz_type = models.CharField(_("biz type"), max_length=100, blank=True)
     # Per-job provider options: interval, max_frames, audio, chunk_seconds, ...
-    options = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(_("options"), default=dict, blank=True)
 
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices,
+                              default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True,
+                                           db_index=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
     # When the job was last put on the queue; the sweeper re-enqueues only jobs whose
     # task is overdue (lost by a dying worker) or whose retry time has come.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
 
-    suggestion = models.CharField(max_length=6, choices=Suggestion.choices, blank=True)
+    suggestion = models.CharField(_("suggestion"), max_length=6, choices=Suggestion.choices,
+                                  blank=True)
     risk_level = models.CharField(
-        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+        _("risk level"), max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
     )
     labels = models.JSONField(
-        default=list, blank=True, help_text=_("names of the labels that carry risk")
+        _("labels"), default=list, blank=True, help_text=_("names of the labels that carry risk")
     )
-    frame_summary = models.JSONField(default=dict, blank=True)
-    audio_summary = models.JSONField(default=dict, blank=True)
-    error_code = models.CharField(max_length=50, blank=True)
-    error_message = models.TextField(blank=True)
-    result = models.JSONField(null=True, blank=True, help_text=_("normalized result"))
-    raw_result = models.JSONField(null=True, blank=True, help_text=_("provider's answer"))
+    frame_summary = models.JSONField(_("frame summary"), default=dict, blank=True)
+    audio_summary = models.JSONField(_("audio summary"), default=dict, blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True, help_text=_("normalized result"))
+    raw_result = models.JSONField(_("raw result"), null=True, blank=True,
+                                  help_text=_("provider's answer"))
     # False once a newer job of the same object and field exists.
-    is_current = models.BooleanField(default=True)
+    is_current = models.BooleanField(_("is current"), default=True)
     reused_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reused_by"
+        "self", verbose_name=_("reused from"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="reused_by"
     )
 
     review_state = models.CharField(
-        max_length=8, choices=ReviewState.choices, default=ReviewState.NONE
+        _("review state"), max_length=8, choices=ReviewState.choices, default=ReviewState.NONE
     )
-    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices, blank=True)
     # A moderator's claim on a pending review: nobody else opens it until it expires.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL, verbose_name=_("claimed by"), null=True, blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
-    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     # Kept past retention (evidence in a dispute, a legal request): moderation_purge skips it.
-    legal_hold = models.BooleanField(default=False)
+    legal_hold = models.BooleanField(_("legal hold"), default=False)
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    submitted_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -235,20 +246,24 @@ class Job(models.Model):
 class Frame(models.Model):
     """A captured frame (an image is one frame at offset 0)."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="frames")
-    offset = models.FloatField(default=0.0, help_text=_("seconds from the start"))
+    job = models.ForeignKey(Job, verbose_name=_("job"), on_delete=models.CASCADE,
+                            related_name="frames")
+    offset = models.FloatField(_("offset"), default=0.0, help_text=_("seconds from the start"))
     risk_level = models.CharField(
-        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+        _("risk level"), max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
     )
     thumbnail = models.ImageField(
-        storage=get_evidence_storage, upload_to="frames/%Y/%m/%d", blank=True, max_length=300
+        _("thumbnail"), storage=get_evidence_storage, upload_to="frames/%Y/%m/%d", blank=True,
+        max_length=300
     )
     # Full-resolution PDQ hash (64 hex digits) and quality, when the engine computed one:
     # what feedback adds to the hash libraries (a 320 px thumbnail's hash is 10-16 bits off).
-    pdq = models.CharField(max_length=64, blank=True)
-    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    pdq = models.CharField(_("pdq"), max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(_("pdq quality"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("frame")
+        verbose_name_plural = _("frames")
         ordering = ["job", "offset", "id"]
         indexes = [models.Index(fields=["job", "offset"], name="moderation_frame_offset")]
 
@@ -257,17 +272,20 @@ class Frame(models.Model):
 
 
 class FrameLabel(models.Model):
-    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="labels")
-    label = models.CharField(max_length=100, db_index=True)
-    confidence = models.FloatField(help_text=_("0..100"))
+    frame = models.ForeignKey(Frame, verbose_name=_("frame"), on_delete=models.CASCADE,
+                              related_name="labels")
+    label = models.CharField(_("label"), max_length=100, db_index=True)
+    confidence = models.FloatField(_("confidence"), help_text=_("0..100"))
     risk_level = models.CharField(
-        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+        _("risk level"), max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
     )
-    service = models.CharField(max_length=50, blank=True)
-    scene = models.CharField(max_length=50, blank=True)
-    description = models.CharField(max_length=500, blank=True)
+    service = models.CharField(_("service"), max_length=50, blank=True)
+    scene = models.CharField(_("scene"), max_length=50, blank=True)
+    description = models.CharField(_("description"), max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("frame label")
+        verbose_name_plural = _("frame labels")
         ordering = ["-confidence"]
 
     def __str__(self) -> str:
@@ -275,26 +293,30 @@ class FrameLabel(models.Model):
 
 
 class AudioSlice(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="slices")
-    start = models.FloatField()
-    end = models.FloatField()
-    text = models.TextField(blank=True)
+    job = models.ForeignKey(Job, verbose_name=_("job"), on_delete=models.CASCADE,
+                            related_name="slices")
+    start = models.FloatField(_("start"))
+    end = models.FloatField(_("end"))
+    text = models.TextField(_("text"), blank=True)
     # [{"label", "confidence", "risk_level", "service", "description"}]; service tells
     # which path found it: "asr" (transcript), "kws" (keyword spotting) or "asr+kws".
-    labels = models.JSONField(default=list, blank=True)
-    risk_words = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(_("labels"), default=list, blank=True)
+    risk_words = models.JSONField(_("risk words"), default=list, blank=True)
     risk_level = models.CharField(
-        max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
+        _("risk level"), max_length=6, choices=RiskLevel.choices, default=RiskLevel.NONE
     )
     clip = models.FileField(
-        storage=get_evidence_storage, upload_to="clips/%Y/%m/%d", blank=True, max_length=300
+        _("clip"), storage=get_evidence_storage, upload_to="clips/%Y/%m/%d", blank=True,
+        max_length=300
     )
     # What the recogniser said it heard: a language code ("en", "zh") and its probability
     # 0..1; empty / null when it did not say (pocketsphinx, keyword-only slices, providers).
-    language = models.CharField(max_length=16, blank=True)
-    language_confidence = models.FloatField(null=True, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    language_confidence = models.FloatField(_("language confidence"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("audio slice")
+        verbose_name_plural = _("audio slices")
         ordering = ["job", "start", "id"]
 
     def __str__(self) -> str:
@@ -340,16 +362,20 @@ class ReviewEvent(models.Model):
         FEEDBACK_SENT = "feedback_sent", _("feedback sent")
         FEEDBACK_FAILED = "feedback_failed", _("feedback failed")
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
-    action = models.CharField(max_length=20, choices=Action.choices)
+    job = models.ForeignKey(Job, verbose_name=_("job"), on_delete=models.CASCADE,
+                            related_name="events")
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, verbose_name=_("actor"), null=True, blank=True,
+        on_delete=models.SET_NULL
     )
-    reason = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    reason = models.TextField(_("reason"), blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
+        verbose_name = _("review event")
+        verbose_name_plural = _("review events")
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
@@ -371,24 +397,28 @@ class HashEntry(models.Model):
         ALLOW = "allow", _("allow list")
         BLOCK = "block", _("block list")
 
-    list_type = models.CharField(max_length=5, choices=ListType.choices)
+    list_type = models.CharField(_("list type"), max_length=5, choices=ListType.choices)
     label = models.CharField(
-        max_length=100, blank=True, help_text=_("block list: reported as <label>_lib")
+        _("label"), max_length=100, blank=True, help_text=_("block list: reported as <label>_lib")
     )
-    pdq = models.CharField(max_length=64, help_text=_("PDQ hash, 64 hex digits"))
-    quality = models.PositiveSmallIntegerField(default=100)
-    note = models.CharField(max_length=500, blank=True)
-    source_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    pdq = models.CharField(_("pdq"), max_length=64, help_text=_("PDQ hash, 64 hex digits"))
+    quality = models.PositiveSmallIntegerField(_("quality"), default=100)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    source_job = models.ForeignKey(Job, verbose_name=_("source job"), null=True, blank=True,
+                                   on_delete=models.SET_NULL)
     # The frame whose image was added (its thumbnail is the entry's picture), if any.
-    source_frame = models.ForeignKey(Frame, null=True, blank=True, on_delete=models.SET_NULL,
+    source_frame = models.ForeignKey(Frame, verbose_name=_("source frame"), null=True, blank=True,
+                                     on_delete=models.SET_NULL,
                                      related_name="+")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+        on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "hash entries"
+        verbose_name = _("hash entry")
+        verbose_name_plural = _("hash entries")
         constraints = [
             models.UniqueConstraint(fields=["list_type", "pdq"], name="moderation_hash_unique"),
         ]
@@ -405,11 +435,12 @@ class RateBudget(models.Model):
     arrival time" of a GCRA limiter; see moderation/ratelimit.py.
     """
 
-    key = models.CharField(max_length=200, primary_key=True)
-    next_at = models.FloatField(default=0.0)
+    key = models.CharField(_("key"), max_length=200, primary_key=True)
+    next_at = models.FloatField(_("next at"), default=0.0)
 
     class Meta:
-        verbose_name = "rate budget"
+        verbose_name = _("rate budget")
+        verbose_name_plural = _("rate budgets")
 
     def __str__(self) -> str:
         return self.key
@@ -418,10 +449,11 @@ class RateBudget(models.Model):
 class ModeratorPreference(models.Model):
     """Per-moderator console settings."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, verbose_name=_("user"),
+                                on_delete=models.CASCADE,
                                 related_name="moderation_preference")
     # Off (the default): flagged imagery is blurred until clicked.
-    reveal_flagged = models.BooleanField(default=False)
+    reveal_flagged = models.BooleanField(_("reveal flagged"), default=False)
 
     def __str__(self) -> str:
         return f"preferences of {self.user}"
@@ -440,24 +472,29 @@ class FeedbackRequest(models.Model):
         FAILED = "failed", _("failed")
         NOT_SUPPORTED = "unsupported", _("not supported by the provider")
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="feedback")
-    provider = models.CharField(max_length=50)
-    decision = models.CharField(max_length=10, choices=Decision.choices)
+    job = models.ForeignKey(Job, verbose_name=_("job"), on_delete=models.CASCADE,
+                            related_name="feedback")
+    provider = models.CharField(_("provider"), max_length=50)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices)
     # The frames the feedback is about (Frame ids); empty: the whole job.
-    frame_ids = models.JSONField(default=list, blank=True)
-    scenes = models.JSONField(default=list, blank=True)
-    note = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=11, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    error_code = models.CharField(max_length=50, blank=True)
-    error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+    frame_ids = models.JSONField(_("frame ids"), default=list, blank=True)
+    scenes = models.JSONField(_("scenes"), default=list, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=11, choices=State.choices,
+                              default=State.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"),
+                                   null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("feedback request")
+        verbose_name_plural = _("feedback requests")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"],
                                 name="moderation_feedback_due")]
