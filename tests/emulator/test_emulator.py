@@ -210,7 +210,7 @@ def test_our_signer_passes_the_verifier(emulator, image_server):
         ({"ossBucketName": "b", "ossObjectName": "a/../../secret.jpg"}, 401),
         ({"ossBucketName": "b", "ossObjectName": "/etc/passwd"}, 401),
         ({"ossBucketName": "b", "ossObjectName": "nothing-here.jpg"}, 404),
-        ({"ossBucketName": "b", "ossObjectName": "broken.png"}, 590),
+        ({"ossBucketName": "b", "ossObjectName": "broken.png"}, 407),
         ({"imageUrl": "file:///etc/passwd"}, 401),
         ({"imageUrl": "http://127.0.0.1:port/a.jpg"}, 401),
         ({"imageUrl": "http://10.1.2.3/a.jpg"}, 401),
@@ -229,7 +229,8 @@ def test_media_problems_are_business_codes(emulator, image_server, parameters, c
 
 
 def test_download_limits(oss_root, image_server, silent_server):
-    """§2.6: 592 when the download is too slow, 589 when the image is too large."""
+    """2.0's own codes (api-reference §3.5): 405 when the download is too slow, 406 when the
+    image is too large (1.0 would say 592 and 589)."""
     config = EmulatorConfig(
         access_key_id=AK_ID,
         access_key_secret=AK_SECRET,
@@ -239,11 +240,11 @@ def test_download_limits(oss_root, image_server, silent_server):
     )
     with start(config) as limited:
         slow = image_form(imageUrl=f"http://127.0.0.1:{silent_server}/a.jpg")
-        assert signed_post(limited, slow).json()["Code"] == 592
+        assert signed_post(limited, slow).json()["Code"] == 405
         large = image_form(imageUrl=f"{image_server}/qrcode.jpg")
-        assert signed_post(limited, large).json()["Code"] == 589
+        assert signed_post(limited, large).json()["Code"] == 406
         large_oss = image_form(ossBucketName="b", ossObjectName="qrcode.jpg")
-        assert signed_post(limited, large_oss).json()["Code"] == 589
+        assert signed_post(limited, large_oss).json()["Code"] == 406
 
 
 def test_missing_service_parameters_is_bad_request(emulator):
@@ -295,7 +296,11 @@ def test_other_content_moderation_1_operations_are_not_implemented_yet(emulator)
 
 
 def test_other_paths_and_methods_are_not_found(emulator):
-    assert requests.get(emulator.url + "/", timeout=30).status_code == 404
+    # GET / is an RPC call like POST / (pop-core's default): unsigned, it is refused as such.
+    unsigned = requests.get(emulator.url + "/", timeout=30)
+    assert (unsigned.status_code, unsigned.json()["Code"]) == (400, "IncompleteSignature")
+    assert requests.put(emulator.url + "/", timeout=30).status_code == 404
+    assert requests.get(emulator.url + "/green/image/scan", timeout=30).status_code == 404
     assert requests.post(emulator.url + "/admin/", timeout=30).json()["Code"] == (
         "InvalidApi.NotFound"
     )
