@@ -36,9 +36,9 @@ def main() -> None:
     django.setup()
     from django.test import RequestFactory
 
-    from moderation.callbacks import MalformedCallback, read_body
     from moderation.providers.aliyun.callbacks import load_content
     from moderation.providers.aliyun.checksum import SM3_IMPLEMENTATION, sm3_implementations
+    from moderation.views.callbacks import MalformedCallback, read_body
 
     body = os.urandom(1024 * 1024)
     print(f"SM3 of 1 MiB (in use: {SM3_IMPLEMENTATION})")

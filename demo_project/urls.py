@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from moderation.media_views import visible_media
+from moderation.views.media import visible_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import leases
+from .claims import ClaimedByOther, held_by_other
 from .conf import moderation_settings
 from .models import Decision, FeedbackRequest, Frame, FrameLabel, HashEntry, Job, ReviewEvent
 from .providers import (
@@ -71,11 +72,9 @@ def request_feedback(job: Job, decision: str, *, frame_ids=None, scenes=None, no
     ``decision`` is ``Decision.APPROVED`` (similar media should pass) or
     ``Decision.REJECTED`` (should be blocked); ``frame_ids`` are Frame ids of this job
     that the verdict is about (none: the whole job). Raises ``ValueError`` for anything else,
-    and ``review.ClaimedByOther`` while another moderator holds the item (as a decision
+    and ``claims.ClaimedByOther`` while another moderator holds the item (as a decision
     would): feedback would otherwise pre-empt the review they are doing.
     """
-    from .review import ClaimedByOther, held_by_other
-
     if decision not in DECISIONS:
         raise ValueError(f"feedback decision must be approved or rejected, not {decision!r}")
     if actor is not None:

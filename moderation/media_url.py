@@ -4,7 +4,7 @@ Alibaba's services fetch media themselves (API reference §3.2 ``imageUrl``; §3
 they never receive bytes. A storage that already hands out absolute URLs (S3/OSS presigned
 URLs, a CDN) is used as is. Otherwise the app serves the file itself for a short while:
 ``<PUBLIC_BASE_URL>/moderation/media/<token>/``, where the token is the storage name signed
-with a timestamp (``moderation.media_views.signed_media`` checks it).
+with a timestamp (``moderation.views.media.signed_media`` checks it).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""The review console's domain: the queue, claims, the next item, decisions, preferences.
+"""The review console's domain: the queue, the next item, decisions, preferences.
 
-Plain functions that views, admin actions and tests call; no HTTP here.
-
-A *claim* is a moderator's hold on a pending review (``Job.claimed_by`` /
-``claimed_until``), taken with one conditional UPDATE like the worker's lease, so two
-moderators opening the same item at the same moment cannot both win. A claim lasts
-``REVIEW_CLAIM_SECONDS`` and expires by itself; a decision releases it.
+Plain functions that views, admin actions and tests call; no HTTP here. Claims (who holds
+an item while deciding it) are ``claims.py``'s; a decision takes one and
+``pipeline.verdict.resolve`` releases it.
 """
 
 from __future__ import annotations
@@ -16,9 +13,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import leases
-from .conf import moderation_settings
+from .claims import ClaimedByOther, claim, free_for
 from .models import Decision, Job, ModeratorPreference, ReviewState, Status
+from .pipeline.verdict import resolve
 from .providers.result import RISK_LEVELS
 
 #: risk level -> rank (higher is worse), as in the queue's order: the providers' one scale
@@ -31,21 +28,9 @@ DECISIONS = {
 }
 
 
-class ClaimedByOther(Exception):
-    """Somebody else holds a live claim on the item."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        super().__init__(f"job {job.pk} is claimed by another moderator")
-
-
 def risk_rank(field: str = "risk_level") -> Case:
     return Case(*(When(**{field: level}, then=Value(rank)) for level, rank in RISK_RANKS.items()),
                 default=Value(0), output_field=IntegerField())
-
-
-def claim_seconds() -> int:
-    return int(moderation_settings.REVIEW_CLAIM_SECONDS)
 
 
 def queue() -> QuerySet[Job]:
@@ -57,51 +42,12 @@ def queue() -> QuerySet[Job]:
     )
 
 
-def _free_for(user, now) -> Q:
-    """Nobody holds the item, the claim has expired, or ``user`` holds it."""
-    return Q(claimed_by__isnull=True) | leases.free("claimed_until", now) | Q(claimed_by=user)
-
-
-def claim(job: Job | int, user, now=None) -> bool:
-    """Take (or renew) ``user``'s claim on a pending review; False if someone else holds it
-    or the item is no longer pending. One conditional UPDATE: safe against races."""
-    now = now or timezone.now()
-    pk = job.pk if isinstance(job, Job) else job
-    until = leases.until(claim_seconds(), now)
-    pending = (Job.objects.filter(pk=pk, review_state=ReviewState.PENDING, status=Status.DONE)
-               .filter(_free_for(user, now)))
-    taken = leases.take(pending, "claimed_until", until, claimed_by=user)
-    if taken and isinstance(job, Job):
-        job.claimed_by, job.claimed_until = user, until
-    return bool(taken)
-
-
-def release(job: Job | int, user) -> bool:
-    """Give up ``user``'s claim (another moderator's claim is left alone)."""
-    pk = job.pk if isinstance(job, Job) else job
-    return leases.release(Job.objects.filter(pk=pk, claimed_by=user), "claimed_until",
-                          claimed_by=None)
-
-
-def claim_holder_id(job: Job, now=None) -> int | None:
-    """Who holds a live claim on ``job`` (a user id), or None."""
-    now = now or timezone.now()
-    if job.claimed_by_id and job.claimed_until and job.claimed_until > now:
-        return job.claimed_by_id
-    return None
-
-
-def held_by_other(job: Job, user, now=None) -> bool:
-    holder = claim_holder_id(job, now)
-    return holder is not None and holder != user.pk
-
-
 def next_item(user, after: Job | None = None, now=None, queryset=None) -> Job | None:
     """Claim and return the next pending item ``user`` may review: the first in queue
     order after ``after`` (wrapping around, ``after`` itself excluded), skipping items
     other moderators hold. None when nothing is left."""
     now = now or timezone.now()
-    candidates = (queryset if queryset is not None else queue()).filter(_free_for(user, now))
+    candidates = (queryset if queryset is not None else queue()).filter(free_for(user, now))
     batches = [candidates]
     if after is not None:
         rank = RISK_RANKS.get(after.risk_level, 0)
@@ -132,17 +78,15 @@ def decide(job: Job, decision: str, user, reason: str = "") -> Job:
 
     A pending item must be free or claimed by ``user`` (else :class:`ClaimedByOther`);
     a finished review may be reversed by any moderator. Goes through
-    ``pipeline.resolve``: the ReviewEvent, hide/unhide, the claim released, and the
-    ``review_resolved`` signal after commit."""
-    from . import pipeline
-
+    ``pipeline.verdict.resolve``: the ReviewEvent, hide/unhide, the claim released, and
+    the ``review_resolved`` signal after commit."""
     if user is not None and not user.has_perm("moderation.review_job"):
         raise PermissionDenied("moderation.review_job is required to decide")
     decision = normalize_decision(decision)
     job.refresh_from_db(fields=["review_state", "status", "claimed_by", "claimed_until"])
     if job.review_state == ReviewState.PENDING and not claim(job, user):
         raise ClaimedByOther(job)
-    return pipeline.resolve(job, decision, actor=user, reason=reason)
+    return resolve(job, decision, actor=user, reason=reason)
 
 
 @dataclass
@@ -181,17 +125,12 @@ __all__ = [
     "DECISIONS",
     "RISK_RANKS",
     "BulkOutcome",
-    "ClaimedByOther",
-    "claim",
-    "claim_holder_id",
-    "claim_seconds",
+    "ClaimedByOther",  # raised by decide(); defined in claims.py
     "decide",
     "decide_many",
-    "held_by_other",
     "next_item",
     "normalize_decision",
     "queue",
-    "release",
     "reveals_flagged",
     "risk_rank",
     "set_reveal_flagged",

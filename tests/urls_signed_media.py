@@ -2,6 +2,6 @@
 
 from django.urls import path
 
-from moderation.media_views import signed_media
+from moderation.views.media import signed_media
 
 urlpatterns = [path("moderation/media/<str:token>/", signed_media)]

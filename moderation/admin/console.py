@@ -34,11 +34,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import review
+from .. import claims, review
 from ..models import Decision, Frame, Job
-from . import queue as queue_data
+from . import queue_page
 from .bulk import report_bulk_decision
-from .review import page_context
+from .review_page import page_context
 
 VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
 
@@ -101,7 +101,7 @@ class ReviewConsoleMixin:
     def _next(self, request, after: Job | None = None) -> Job | None:
         """The next item within the filters the moderator last used on the queue (kept in
         the session), so that "next" stays in the slice of work they chose."""
-        filters = queue_data.Filters.from_query(request.session.get(FILTERS_KEY) or {})
+        filters = queue_page.Filters.from_query(request.session.get(FILTERS_KEY) or {})
         return review.next_item(request.user, after=after,
                                 queryset=filters.apply(review.queue()))
 
@@ -112,15 +112,15 @@ class ReviewConsoleMixin:
 
     def queue_view(self, request):
         require(request, REVIEW)
-        filters = queue_data.Filters.from_query(request.GET)
+        filters = queue_page.Filters.from_query(request.GET)
         request.session[FILTERS_KEY] = filters.as_dict()
-        page, rows = queue_data.build_page(request, filters.apply(review.queue()),
+        page, rows = queue_page.build_page(request, filters.apply(review.queue()),
                                            request.GET.get("page"))
         context = self._context(
             request, _("Review queue"), page=page, rows=rows, filters=filters,
-            choices=queue_data.filter_choices(), query=filters.as_dict(),
+            choices=queue_page.filter_choices(), query=filters.as_dict(),
             query_prefix="".join(f"{urlencode({k: v})}&" for k, v in filters.as_dict().items()),
-            can_view=request.user.has_perm(VIEW), claim_minutes=review.claim_seconds() // 60,
+            can_view=request.user.has_perm(VIEW), claim_minutes=claims.claim_seconds() // 60,
             actions=[("approve_jobs", _("Approve selected (pass)")),
                      ("reject_jobs", _("Reject selected (block)"))],
         )
@@ -135,14 +135,14 @@ class ReviewConsoleMixin:
     def review_view(self, request, object_id: int):
         require(request, VIEW)
         can_review = request.user.has_perm(REVIEW)
-        claimed = can_review and review.claim(object_id, request.user)
+        claimed = can_review and claims.claim(object_id, request.user)
         job = get_object_or_404(Job.objects.select_related("content_type", "claimed_by")
                                 .defer("result"), pk=object_id)
-        holder = job.claimed_by if review.claim_holder_id(job) else None
+        holder = job.claimed_by if claims.claim_holder_id(job) else None
         context = self._context(
             request, _("Review job %(id)s") % {"id": job.pk}, job=job,
             can_review=can_review, can_feedback=request.user.has_perm(FEEDBACK),
-            claimed=claimed, holder=holder, claim_seconds=review.claim_seconds(),
+            claimed=claimed, holder=holder, claim_seconds=claims.claim_seconds(),
             held_by_other=holder is not None and holder.pk != request.user.pk,
             is_pending=job.review_state == "pending",
             is_finished=job.status == "done",
@@ -167,7 +167,7 @@ class ReviewConsoleMixin:
         reason = request.POST.get("reason", "").strip()[:2000]
         try:
             job = review.decide(job, request.POST.get("decision", ""), request.user, reason)
-        except review.ClaimedByOther:
+        except claims.ClaimedByOther:
             messages.error(request, _("Another moderator is reviewing job %(id)s.")
                            % {"id": job.pk})
             return HttpResponseRedirect(self._review_url(job.pk))
@@ -181,21 +181,21 @@ class ReviewConsoleMixin:
     def skip_view(self, request, object_id: int):
         require(request, REVIEW)
         job = get_object_or_404(Job, pk=object_id)
-        review.release(job, request.user)
+        claims.release(job, request.user)
         return self._open(request, self._next(request, after=job))
 
     def claim_view(self, request, object_id: int):
         """Renew the claim while the page stays open (console.js calls it every third of
         the claim time, only while the tab is visible); JSON ``{held, until}``."""
         require(request, REVIEW)
-        held = review.claim(object_id, request.user)
+        held = claims.claim(object_id, request.user)
         until = Job.objects.filter(pk=object_id).values_list("claimed_until", flat=True).first()
         return JsonResponse({"held": held, "until": until.isoformat() if held and until
                              else None})
 
     def release_view(self, request, object_id: int):
         require(request, REVIEW)
-        review.release(object_id, request.user)
+        claims.release(object_id, request.user)
         return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
 
     def preferences_view(self, request):
@@ -229,7 +229,7 @@ class ReviewConsoleMixin:
                                             scenes=scenes,
                                             note=request.POST.get("note", "").strip()[:500],
                                             actor=request.user)
-        except review.ClaimedByOther:
+        except claims.ClaimedByOther:
             messages.error(request, _("Another moderator is reviewing job %(id)s: feedback "
                                       "not sent.") % {"id": job.pk})
         except (ValueError, LookupError) as exc:

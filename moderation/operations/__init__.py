@@ -6,8 +6,8 @@ status 2.
 """
 
 from .common import BadInput, Progress, RateLimiter, parse_when, registered_model
+from .jobs import cancel_jobs, poll_once, retry_jobs
 from .purge import PurgeReport, purge, purgeable
-from .queue import cancel_jobs, poll_once, retry_jobs
 from .scan import ScanReport, date_field_of, scan
 from .stats import stats
 

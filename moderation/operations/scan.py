@@ -97,7 +97,7 @@ def scan(registration: Registration, *, fields: list[str] | None = None,
       ``resubmit``, a file whose current job was created since then is skipped, which makes a
       resubmission resumable.
     - ``apply_block`` False (the default): the jobs carry ``options["apply_block"] = False``
-      and a ``block`` verdict does not run the block action (see pipeline.ingest.decide).
+      and a ``block`` verdict does not run the block action (see pipeline.verdict.apply_policy).
     - ``rate``: at most that many jobs per second; ``batch``: objects read per query
       (keyset pagination by primary key); ``limit``: stop after that many jobs.
     - ``dry_run``: count only.

@@ -1,4 +1,4 @@
-"""Ingest and decide: store a finished result as rows, apply the policy, and resolve reviews.
+"""Ingest: store a finished result as rows, then apply the policy (``verdict.apply_policy``).
 
 Runs inside the ingest transaction (the evidence files are saved before it); never calls a
 provider, so it does not import the worker.
@@ -6,36 +6,26 @@ provider, so it does not import the worker.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from .. import signals
 from ..conf import moderation_settings
-from ..models import (
-    UNFINISHED,
-    AudioSlice,
-    Decision,
-    Frame,
-    FrameLabel,
-    Job,
-    ReviewEvent,
-    ReviewState,
-    Status,
-)
-from ..policy import apply_block, apply_unblock, suggestion_for
+from ..evidence import download
+from ..models import UNFINISHED, AudioSlice, Frame, FrameLabel, Job, ReviewEvent, Status
 from ..providers import MediaError, Result, UnknownProvider, get_provider
 from ..providers.result import probability
-from ..registry import Registration, registry
 from ..storage import discard, discards_evidence_on_failure, save_evidence
 from .jobs import log
+from .verdict import apply_policy
 
 Action = ReviewEvent.Action
 
 
-# --- ingest and decide --------------------------------------------------------------------
+# --- ingest -----------------------------------------------------------------------------
 
 
 def result_version(alias: str) -> str:
@@ -79,7 +69,7 @@ def ingest(job: Job, result: Result, raw: Any = None) -> Job:
         locked.completed_at = timezone.now()
         locked.save()
         log(locked, Action.COMPLETED, risk_level=locked.risk_level)
-        decide(locked)
+        apply_policy(locked)
     job.refresh_from_db()
     return job
 
@@ -123,15 +113,11 @@ def _evidence_bytes(image_or_url) -> bytes | None:
     if isinstance(image_or_url, bytes):
         return image_or_url
     if isinstance(image_or_url, str) and image_or_url.startswith(("http://", "https://")):
-        from ..evidence import download
-
         return download(image_or_url)
     return None
 
 
 def _suffix(url: str) -> str:
-    from pathlib import PurePosixPath
-
     suffix = PurePosixPath(url.split("?", 1)[0]).suffix.lower()
     return suffix if suffix in (".wav", ".mp3", ".m4a", ".aac", ".ogg") else ".audio"
 
@@ -165,79 +151,4 @@ def _write_slices(job: Job, result: Result, evidence) -> None:
     ])
 
 
-def registration_for(job: Job) -> Registration | None:
-    if job.content_type_id is None:  # ad-hoc: default policy, no block action
-        return None
-    model = job.content_type.model_class()
-    return registry.get(model) if model else None
-
-
-def decide(job: Job, already_blocked: bool = False) -> str:
-    """Apply the policy to a finished job (inside the ingest transaction)."""
-    registration = registration_for(job)
-    suggestion = suggestion_for(job.risk_level, registration)
-    job.suggestion = suggestion
-    if isinstance(job.result, dict):
-        # The policy is applied here only (providers return findings): the stored
-        # normalized result says what the job says.
-        job.result = {**job.result, "suggestion": suggestion}
-    if suggestion == "pass":
-        job.decision, job.review_state = Decision.AUTO_PASS, ReviewState.NONE
-        log(job, Action.AUTO_PASS)
-    elif suggestion == "review":
-        job.decision, job.review_state = "", ReviewState.PENDING
-        log(job, Action.REVIEW_REQUIRED)
-        _after_commit(signals.review_required, job)
-    else:
-        job.decision, job.review_state = Decision.AUTO_BLOCK, ReviewState.NONE
-        if not already_blocked and (job.options or {}).get("apply_block") is False:
-            # Backfilled by moderation_scan without --apply: the verdict is kept, the block
-            # action (and content_blocked, which promises it ran) is not.
-            log(job, Action.AUTO_BLOCK, "block action not applied (backfill without --apply)",
-                block_action="skipped")
-        elif not already_blocked:  # a live stream may have blocked mid-way
-            log(job, Action.AUTO_BLOCK)
-            instance = job.content_object
-            if instance is not None and registration is not None:
-                apply_block(instance, registration, job)
-            _after_commit(signals.content_blocked, job, instance=instance)
-    job.save(update_fields=["suggestion", "decision", "review_state", "result", "updated_at"])
-    _after_commit(signals.job_completed, job)
-    return suggestion
-
-
-def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
-    """A moderator's decision: ``approved`` shows the content (undoing a hide),
-    ``rejected`` blocks it (running the block action).
-
-    A decision may reverse an earlier one (the event's data keeps ``previous_decision``).
-    It releases any moderator's claim and sends ``review_resolved`` after commit."""
-    if decision not in (Decision.APPROVED, Decision.REJECTED):
-        raise ValueError(f"decision must be approved or rejected, not {decision!r}")
-    with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
-        if job.status != Status.DONE:
-            raise ValueError(f"job {job.pk} is {job.status}; only finished jobs are reviewed")
-        previous = job.decision
-        job.decision, job.review_state = decision, ReviewState.RESOLVED
-        job.claimed_by, job.claimed_until = None, None
-        job.save(update_fields=["decision", "review_state", "claimed_by", "claimed_until",
-                                "updated_at"])
-        log(job, Action.APPROVED if decision == Decision.APPROVED else Action.REJECTED,
-            reason, actor=actor, **({"previous_decision": previous} if previous else {}))
-        registration, instance = registration_for(job), job.content_object
-        if instance is not None and registration is not None:
-            if decision == Decision.APPROVED:
-                apply_unblock(instance, registration, job)
-            else:
-                apply_block(instance, registration, job)
-                _after_commit(signals.content_blocked, job, instance=instance)
-        _after_commit(signals.review_resolved, job, decision=decision, actor=actor)
-    return job
-
-
-def _after_commit(signal, job: Job, **kwargs) -> None:
-    transaction.on_commit(lambda: signal.send(sender=Job, job=job, **kwargs))
-
-
-__all__ = ["decide", "ingest", "registration_for", "resolve"]
+__all__ = ["ingest", "result_version"]

@@ -1,6 +1,6 @@
 """Live streams: ingest a stream's partial results as they come, then finish the job.
 
-Called by the worker's ``submit`` for ``live`` jobs; builds on ``ingest.py``.
+Called by the worker's ``submit`` for ``live`` jobs; builds on ``ingest.py`` and ``verdict.py``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ from ..policy import apply_block, suggestion_for
 from ..providers import Result
 from ..providers.result import worst_risk
 from ..storage import discard, discards_evidence_on_failure
-from .ingest import (
-    _after_commit,
-    _store_evidence,
-    _summary,
-    _write_frames,
-    _write_slices,
-    decide,
-    registration_for,
-)
+from .ingest import _store_evidence, _summary, _write_frames, _write_slices
 from .jobs import log
+from .verdict import apply_policy, registration_for, send_on_commit
 
 if TYPE_CHECKING:  # the worker imports this module; only the annotation needs Lease
     from .worker import Lease
@@ -40,7 +33,7 @@ def follow_stream(job: Job, partials, lease: Lease | None) -> str:
     ``content_blocked``); the job ends when the stream does, at the provider's maximum
     duration, or when it is cancelled (checked between chunks).
     """
-    _after_commit(signals.job_submitted, job)
+    send_on_commit(signals.job_submitted, job)
     log(job, Action.SUBMITTED)
     Job.objects.filter(pk=job.pk).update(status=Status.IN_PROGRESS)
     progress = Result(status="in_progress")
@@ -84,7 +77,7 @@ def ingest_partial(job: Job, partial: Result, progress: Result, already_blocked:
         locked.status = Status.IN_PROGRESS
         locked.save(update_fields=["risk_level", "labels", "frame_summary", "audio_summary",
                                    "status", "updated_at"])
-        _after_commit(signals.job_progress, locked, result=partial)
+        send_on_commit(signals.job_progress, locked, result=partial)
         registration = registration_for(locked)
         if already_blocked or suggestion_for(partial.risk_level, registration) != "block":
             return already_blocked
@@ -92,7 +85,7 @@ def ingest_partial(job: Job, partial: Result, progress: Result, already_blocked:
         instance = locked.content_object
         if instance is not None and registration is not None:
             apply_block(instance, registration, locked)
-        _after_commit(signals.content_blocked, locked, instance=instance)
+        send_on_commit(signals.content_blocked, locked, instance=instance)
     return True
 
 
@@ -116,7 +109,7 @@ def finish_stream(job: Job, progress: Result, already_blocked: bool) -> None:
         locked.next_attempt_at = None
         locked.save()
         log(locked, Action.COMPLETED, risk_level=locked.risk_level)
-        decide(locked, already_blocked=already_blocked)
+        apply_policy(locked, already_blocked=already_blocked)
 
 
 __all__ = ["finish_stream", "follow_stream", "ingest_partial"]

@@ -31,9 +31,10 @@ from ..providers import (
 )
 from ..providers.base import CALLBACK
 from ..retrying import backoff_seconds, next_try
-from .ingest import _after_commit, ingest, result_version
+from .ingest import ingest, result_version
 from .jobs import _cancel, log
 from .live import follow_stream
+from .verdict import send_on_commit
 
 logger = logging.getLogger(__package__)  # "moderation.pipeline", as before the split
 
@@ -208,7 +209,7 @@ def submit(job: Job, lease: Lease | None = None) -> str:
     result = provider.submit(media, request)
     if lease is not None:
         lease.check()  # taken over while the provider worked: the new holder finishes
-    _after_commit(signals.job_submitted, job)
+    send_on_commit(signals.job_submitted, job)
     log(job, Action.SUBMITTED)
     if result.finished:
         ingest(job, result)

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from moderation import review
+from moderation import claims
 from moderation.models import FeedbackRequest, Job, ModeratorPreference
 from tests.pipeline.test_review import make_job, moderator, pending_photo_factory
 from tests.testapp.models import Photo
@@ -105,7 +105,7 @@ def test_queue_rows_in_order_with_labels_strip_transcript_and_claims(client, ali
     high = make_job("high", age_minutes=5, frames=3, flagged_every=1,
                     labels=("violent_explosion",))
     make_job("low", pending=False)
-    review.claim(high, bob)
+    claims.claim(high, bob)
     client.force_login(alice)
     page = client.get(reverse(QUEUE))
     assert page.status_code == 200
@@ -149,7 +149,7 @@ def test_queue_filters(client, alice):
 
 def test_next_opens_and_claims_the_next_free_item(client, alice, bob):
     first, second = make_job("high"), make_job("medium")
-    review.claim(first, bob)
+    claims.claim(first, bob)
     client.force_login(alice)
     response = client.get(reverse("admin:moderation_job_queue_next"))
     assert response.status_code == 302 and response["Location"] == review_url(second)
@@ -280,7 +280,7 @@ def test_skip_releases_and_opens_the_next(client, alice):
 
 def test_bulk_actions_need_review_permission_and_skip_claimed_items(client, alice, bob):
     mine, held = make_job(), make_job()
-    review.claim(held, bob)
+    claims.claim(held, bob)
     url = reverse("admin:moderation_job_changelist")
     client.force_login(moderator("viewer", "view_job"))
     client.post(url, {"action": "approve_jobs", "_selected_action": [mine.pk, held.pk]})

@@ -272,11 +272,11 @@ def test_feedback_needs_send_feedback_and_is_queued(viewer, django_user_model, m
 
 
 def test_a_decision_respects_a_moderators_claim(reviewer, django_user_model, moderated):
-    from moderation import review
+    from moderation import claims
 
     _photo, job = moderated["qrcode.jpg"]
     alice = user_with(django_user_model, "alice", "moderation.review_job")
-    assert review.claim(job, alice)
+    assert claims.claim(job, alice)
     answer = reviewer.post(f"{API}/jobs/{job.pk}/decision/", {"decision": "approved"},
                            format="json")
     assert answer.status_code == 409 and "claimed" in answer.json()["detail"]

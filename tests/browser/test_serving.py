@@ -43,7 +43,7 @@ def _svg(beacon: str, tag: str) -> bytes:
 def app_serves_media(monkeypatch):
     """Django's live server serves MEDIA_ROOT itself under MEDIA_URL (a test-server
     convenience, not the demo): hand /media/ back to the URLconf, where the demo mounts
-    ``moderation.media_views.visible_media``."""
+    ``moderation.views.media.visible_media``."""
     from django.test.testcases import _MediaFilesHandler
 
     monkeypatch.setattr(_MediaFilesHandler, "_should_handle", lambda self, path: False)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from moderation import pipeline, review, signals
+from moderation import claims, pipeline, review, signals
 from moderation.models import (
     AudioSlice,
     Frame,
@@ -125,14 +125,14 @@ def test_queue_is_pending_done_jobs_worst_risk_then_oldest():
 def test_claim_is_exclusive_until_it_expires(settings):
     alice, bob = moderator("alice", "review_job"), moderator("bob", "review_job")
     job = make_job()
-    assert review.claim(job, alice)
+    assert claims.claim(job, alice)
     job.refresh_from_db()
     assert job.claimed_by == alice
     assert (job.claimed_until - timezone.now()).total_seconds() == pytest.approx(600, abs=5)
-    assert not review.claim(job, bob)
-    assert review.claim(job, alice)  # renewing one's own claim is fine
+    assert not claims.claim(job, bob)
+    assert claims.claim(job, alice)  # renewing one's own claim is fine
     later = timezone.now() + timedelta(seconds=601)
-    assert review.claim(job, bob, now=later)  # alice's claim expired by itself
+    assert claims.claim(job, bob, now=later)  # alice's claim expired by itself
     job.refresh_from_db()
     assert job.claimed_by == bob
 
@@ -141,7 +141,7 @@ def test_claim_seconds_come_from_the_setting(settings):
     alice = moderator("alice", "review_job")
     job = make_job()
     with override_settings(MODERATION={**settings.MODERATION, "REVIEW_CLAIM_SECONDS": 60}):
-        assert review.claim(job, alice)
+        assert claims.claim(job, alice)
     job.refresh_from_db()
     assert (job.claimed_until - timezone.now()).total_seconds() == pytest.approx(60, abs=5)
 
@@ -149,16 +149,16 @@ def test_claim_seconds_come_from_the_setting(settings):
 def test_release_only_lets_go_of_ones_own_claim():
     alice, bob = moderator("alice", "review_job"), moderator("bob", "review_job")
     job = make_job()
-    review.claim(job, alice)
-    assert not review.release(job, bob)
-    assert review.release(job, alice)
+    claims.claim(job, alice)
+    assert not claims.release(job, bob)
+    assert claims.release(job, alice)
     job.refresh_from_db()
     assert job.claimed_by is None and job.claimed_until is None
 
 
 def test_resolved_jobs_cannot_be_claimed():
     alice = moderator("alice", "review_job")
-    assert not review.claim(make_job(pending=False), alice)
+    assert not claims.claim(make_job(pending=False), alice)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -177,7 +177,7 @@ def test_two_concurrent_claims_one_winner():
 
         try:
             barrier.wait()
-            wins.append(review.claim(job.pk, user))
+            wins.append(claims.claim(job.pk, user))
         finally:
             connections.close_all()
 
@@ -197,14 +197,14 @@ def test_next_item_skips_items_others_hold_and_claims_the_one_it_returns():
     first = make_job("high", age_minutes=10)
     second = make_job("medium", age_minutes=10)
     third = make_job("low", age_minutes=10)
-    review.claim(first, bob)
+    claims.claim(first, bob)
     got = review.next_item(alice)
     assert got == second and got.claimed_by == alice
     assert review.next_item(alice, after=second) == third
     # wraps around, skipping bob's item and the current one
     assert review.next_item(alice, after=third) == second
-    review.release(second, alice)
-    review.release(third, alice)
+    claims.release(second, alice)
+    claims.release(third, alice)
     assert review.next_item(bob) == first  # his own claim is his
 
 
@@ -231,7 +231,7 @@ def test_decide_resolves_hides_logs_releases_and_signals(pending_photo,
 
     signals.review_resolved.connect(on_resolved)
     try:
-        assert review.claim(job, alice)
+        assert claims.claim(job, alice)
         with django_capture_on_commit_callbacks(execute=True):
             review.decide(job, "reject", alice, "spam QR code")
         job.refresh_from_db()
@@ -282,8 +282,8 @@ def test_review_resolved_is_not_sent_when_the_transaction_rolls_back(
 def test_decide_refuses_an_item_another_moderator_holds(pending_photo):
     _photo, job = pending_photo()
     alice, bob = moderator("alice", "review_job"), moderator("bob", "review_job")
-    review.claim(job, bob)
-    with pytest.raises(review.ClaimedByOther):
+    claims.claim(job, bob)
+    with pytest.raises(claims.ClaimedByOther):
         review.decide(job, "approve", alice)
     job.refresh_from_db()
     assert job.review_state == "pending" and job.claimed_by == bob

@@ -295,7 +295,7 @@ def test_a_lying_content_length_reads_no_more_than_the_cap(aliyun):
     from django.core.handlers.wsgi import WSGIRequest
     from django.test import RequestFactory
 
-    from moderation.callbacks import receive
+    from moderation.views.callbacks import receive
 
     stream = CountingStream(b"checksum=ab&content=" + b"a" * 100_000)
     with override_settings(MODERATION=provider_settings(CALLBACK_MAX_BYTES=2048)):

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from moderation import review
+from moderation import claims
 from moderation.library_csv import csv_rows, neutralise, parse_csv
 from moderation.models import FeedbackRequest, HashEntry, Job, ReviewEvent
 from tests.pipeline.test_libraries import random_hashes
@@ -103,7 +103,7 @@ def console_posts(job: Job):
 def test_console_posts_refuse_a_view_only_user(client):
     job = make_job(frames=2, flagged_every=1)
     holder = staff("holder", "view_job", "review_job")
-    review.claim(job, holder)
+    claims.claim(job, holder)
     before = job_state(job)
     client.force_login(staff("viewer", *VIEW_ONLY))
     for name, (url, data) in console_posts(job).items():
@@ -143,7 +143,7 @@ def test_console_feedback_needs_view_job_too(client):
 def test_console_feedback_on_an_item_claimed_by_another_is_refused(client):
     job = make_job(frames=2, flagged_every=1)
     holder = staff("holder", "view_job", "review_job")
-    assert review.claim(job, holder)
+    assert claims.claim(job, holder)
     sender = staff("sender", "view_job", "send_feedback", "review_job")
     client.force_login(sender)
     page = client.get(reverse("admin:moderation_job_review", args=[job.pk])).content.decode()
@@ -152,7 +152,7 @@ def test_console_feedback_on_an_item_claimed_by_another_is_refused(client):
     answer = client.post(url, data, follow=True)
     assert "Another moderator is reviewing" in answer.content.decode()
     assert not FeedbackRequest.objects.exists()
-    review.release(job, holder)  # once free, the same feedback goes through
+    claims.release(job, holder)  # once free, the same feedback goes through
     client.post(url, data)
     assert FeedbackRequest.objects.filter(job=job, created_by=sender).count() == 1
 
@@ -160,7 +160,7 @@ def test_console_feedback_on_an_item_claimed_by_another_is_refused(client):
 def test_api_feedback_on_an_item_claimed_by_another_is_409(client):
     job = make_job(frames=1, flagged_every=1)
     holder = staff("holder", "view_job", "review_job")
-    assert review.claim(job, holder)
+    assert claims.claim(job, holder)
     api = APIClient()
     api.force_authenticate(staff("sender", "view_job", "send_feedback"))
     url = f"/api/moderation/jobs/{job.pk}/feedback/"

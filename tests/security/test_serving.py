@@ -20,9 +20,9 @@ from django.urls import reverse
 
 from demo_project.blog.models import Post
 from moderation import media_url, pipeline
-from moderation.media_views import is_plain_storage_name
 from moderation.models import AudioSlice, Frame, Job
 from moderation.serving import media_type, security_policy
+from moderation.views.media import is_plain_storage_name
 from tests.conftest import png_bytes
 from tests.providers import result
 

@@ -1,4 +1,4 @@
-"""Cancel unfinished moderation jobs (see moderation.operations.queue.cancel_jobs and
+"""Cancel unfinished moderation jobs (see moderation.operations.jobs.cancel_jobs and
 docs/commands.md). A task already at the provider is cancelled there by a queued task."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 
 from ...operations import cancel_jobs
 from ...operations.common import exit_2_on_bad_input, to_json
-from ...operations.queue import CANCEL_REASON
+from ...operations.jobs import CANCEL_REASON
 
 
 class Command(BaseCommand):

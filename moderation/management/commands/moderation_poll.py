@@ -1,5 +1,5 @@
 """One pass over due moderation work, for sites that run cron instead of the sweeper
-schedule (see moderation.operations.queue.poll_once; docs/commands.md)."""
+schedule (see moderation.operations.jobs.poll_once; docs/commands.md)."""
 
 from __future__ import annotations
 

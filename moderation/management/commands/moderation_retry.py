@@ -1,5 +1,5 @@
 """Put failed or expired moderation jobs back in line (pipeline.retry; see
-moderation.operations.queue.retry_jobs and docs/commands.md)."""
+moderation.operations.jobs.retry_jobs and docs/commands.md)."""
 
 from __future__ import annotations
 

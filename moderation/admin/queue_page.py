@@ -1,4 +1,4 @@
-"""The review queue's data: filters and rows, in a fixed number of queries per page.
+"""The review queue page's data: filters and rows, in a fixed number of queries per page.
 
 Each row needs the content object (one prefetch per content type), the worst labels with
 their confidence (one aggregate over the page's frame labels), a few flagged frames (one
@@ -22,7 +22,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from .. import review
+from .. import claims, review
 from ..models import AudioSlice, Frame, FrameLabel, Job, MediaKind
 
 PAGE_SIZE = 50
@@ -168,10 +168,10 @@ def content_admin_url(job: Job) -> str | None:
 
 def content_text(job: Job) -> str:
     if job.content_type_id is None:
-        return f"ad-hoc: {job.file_name}"
+        return _("ad-hoc: %(name)s") % {"name": job.file_name}
     target = job.content_object
     if target is None:
-        return f"{job.content_type} {job.object_id} (deleted)"
+        return _("%(type)s %(id)s (deleted)") % {"type": job.content_type, "id": job.object_id}
     return f"{target} · {job.field_name}"
 
 
@@ -193,7 +193,7 @@ def build_page(request, qs: QuerySet[Job], page_number) -> tuple[Any, list[Row]]
                     _merge(found, lbl["label"], review.RISK_RANKS.get(lbl["risk_level"], 0),
                            float(lbl.get("confidence", 0)))
         worst = sorted(found.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
-        holder_id = review.claim_holder_id(job, now)
+        holder_id = claims.claim_holder_id(job, now)
         transcript = job.flagged_slices[0] if job.flagged_slices else None
         rows.append(Row(
             job=job,

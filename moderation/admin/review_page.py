@@ -12,11 +12,13 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from .. import review
+from ..labels import label_name
 from ..media import is_url
 from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, MediaKind
-from .queue import LEVELS, content_admin_url, content_text, highlight
+from .queue_page import LEVELS, content_admin_url, content_text, highlight
 
 FRAMES_PER_PAGE = 60
 SLICES_PER_PAGE = 100
@@ -27,11 +29,11 @@ RAW_LIMIT = 50_000  # characters of the raw result shown on the page
 
 #: the keyboard, as shown on the page (console.js implements it)
 SHORTCUTS = [
-    ("a", "approve (pass) and open the next item"),
-    ("r", "reject (block) and open the next item"),
-    ("n", "skip: next item (releases your claim)"),
-    ("j / k", "next / previous frame (seeks the player)"),
-    ("v", "reveal / blur all flagged imagery on the page"),
+    ("a", _("approve (pass) and open the next item")),
+    ("r", _("reject (block) and open the next item")),
+    ("n", _("skip: next item (releases your claim)")),
+    ("j / k", _("next / previous frame (seeks the player)")),
+    ("v", _("reveal / blur all flagged imagery on the page")),
 ]
 
 
@@ -90,6 +92,7 @@ def label_summary(job: Job) -> list[dict[str, Any]]:
                                 "confidence": None, "rank": 0})
     for row in rows.values():
         row["risk"] = LEVELS[row["rank"]] if row["rank"] else ""
+        row["name"] = label_name(row["label"])  # translated; the code stays beside it
     return sorted(rows.values(), key=lambda r: (-r["rank"], -(r["confidence"] or 0),
                                                 r["label"]))
 

@@ -1,4 +1,4 @@
-"""The job queue by hand: one polling pass (sites on cron), retries and cancellations."""
+"""Jobs by hand: one polling pass (sites on cron), retries and cancellations."""
 
 from __future__ import annotations
 

@@ -25,10 +25,10 @@ from django.http import Http404, HttpRequest, HttpResponseForbidden
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from .media_url import MAX_AGE, unsign_name
-from .registry import Registration, registry
-from .serving import serve_file
-from .visibility import visible
+from ..media_url import MAX_AGE, unsign_name
+from ..registry import Registration, registry
+from ..serving import serve_file
+from ..visibility import visible
 
 
 @require_GET

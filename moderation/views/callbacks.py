@@ -35,15 +35,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import leases
-from .conf import moderation_settings
-from .models import UNFINISHED, Job
-from .pipeline import handle_error, ingest
-from .providers import ModerationError, NotSupported, UnknownProvider, get_provider
-from .providers.base import CALLBACK, Provider, ReceivedCallback
-from .providers.errors import MalformedCallback
+from .. import leases
+from ..conf import moderation_settings
+from ..models import UNFINISHED, Job
+from ..pipeline import handle_error, ingest
+from ..providers import ModerationError, NotSupported, UnknownProvider, get_provider
+from ..providers.base import CALLBACK, Provider, ReceivedCallback
+from ..providers.errors import MalformedCallback
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("moderation.callbacks")  # its name before views/ (log configs)
 
 
 def _answer(status: int, text: str) -> HttpResponse:

@@ -12,8 +12,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from .models import AudioSlice, Frame, Job, MediaKind
-from .serving import serve_file
+from ..models import AudioSlice, Frame, Job, MediaKind
+from ..serving import serve_file
+from ..storage import evidence_storage
 
 
 def _serve(request, fieldfile):
@@ -46,8 +47,6 @@ def _job_media(job: Job):
     if job.media_kind in (MediaKind.FRAMES, MediaKind.LIVE) or not job.file_name:
         raise Http404("this job has no stored media file")
     if job.is_adhoc:
-        from .storage import evidence_storage
-
         return evidence_storage(), job.file_name
     model = job.content_type.model_class()
     if model is None:
