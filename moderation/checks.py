@@ -49,12 +49,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.utils.module_loading import import_string
 
 from . import taskqueue
 from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
-from .providers.base import Provider
+from .providers.base import Provider, ProviderContext
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 from .registry import validate_frame_options
 from .remote import is_loopback_host
@@ -103,6 +104,8 @@ def check_settings(app_configs=None, **kwargs):
             continue
         required = getattr(provider_class, "required_options", ())
         missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
+        if hasattr(provider_class, "missing_options"):  # e.g. a credential chain for keys
+            missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
         if missing_options:
             errors.append(Error(
                 f"Provider {alias!r} has no {', '.join(missing_options)}.",
@@ -111,7 +114,9 @@ def check_settings(app_configs=None, **kwargs):
             ))
         # The provider's own checks (E009/E021 local, E011 Alibaba, a site's own ids).
         if isinstance(provider_class, type) and issubclass(provider_class, Provider):
-            errors += provider_class.check(alias, dict(conf.get("OPTIONS") or {}))
+            context = ProviderContext(settings=moderation_settings.snapshot())
+            errors += provider_class.check(alias, dict(conf.get("OPTIONS") or {}),
+                                           context=context)
 
     if not settings.DEBUG:
         for key in ("CALLBACK_BASE_URL", "PUBLIC_BASE_URL"):
@@ -227,18 +232,37 @@ def _check_max_duration():
     return []
 
 
+def _registered_live_fields() -> list[str]:
+    """``app.Model.field`` of every registered field that may hold a live stream: one of
+    kind ``live``, a StreamURLField, or a URL field whose kind is guessed per value."""
+    from .registry import registry
+
+    found = []
+    for reg in registry:
+        for name in reg.fields:
+            field = reg.model._meta.get_field(name)
+            kind = reg.kinds.get(name)
+            if kind == "live" or (kind is None and not isinstance(field, models.FileField)):
+                found.append(f"{reg.model._meta.label}.{name}")
+    return found
+
+
 def _check_task_timeout():
     """django-q2 kills a task after Q_CLUSTER["timeout"]; a live stream is followed for up
-    to LIVE_MAX_DURATION inside one task."""
+    to LIVE_MAX_DURATION inside one task. Only sites with a field that may hold a stream
+    are told."""
     cluster = getattr(settings, "Q_CLUSTER", None)
     if not isinstance(cluster, dict) or cluster.get("timeout") is None:
+        return []
+    live_fields = _registered_live_fields()
+    if not live_fields:
         return []
     needed = moderation_settings.LIVE_MAX_DURATION + 60
     if cluster["timeout"] < needed:
         return [Warning(
             f"Q_CLUSTER['timeout'] = {cluster['timeout']} s: live streams are followed for up "
             f"to LIVE_MAX_DURATION = {moderation_settings.LIVE_MAX_DURATION} s in one task "
-            "and would be killed.",
+            f"and would be killed (live fields: {', '.join(live_fields)}).",
             hint=f"Set Q_CLUSTER['timeout'] >= {needed} (and 'retry' above it), or lower "
                  "MODERATION['LIVE_MAX_DURATION'].",
             id="moderation.W002",

@@ -8,6 +8,7 @@ from django.test import override_settings
 
 from moderation.checks import check_settings
 from moderation.conf import moderation_settings
+from moderation.registry import Registration, registry
 from tests.testapp.models import Photo
 
 
@@ -100,6 +101,17 @@ def test_video_defaults_and_task_timeout(settings):
     assert ids(Q_CLUSTER={**settings.Q_CLUSTER, "timeout": 600}) == ["moderation.W002"]
     assert ids(Q_CLUSTER={**settings.Q_CLUSTER, "timeout": 600},
                MODERATION={"LIVE_MAX_DURATION": 300}) == []
+
+
+def test_task_timeout_warns_only_when_a_field_may_hold_a_live_stream(settings, monkeypatch):
+    """A site moderating uploads only is not told about live streams (W002)."""
+    short = {**settings.Q_CLUSTER, "timeout": 600}
+    files_only = {Photo: Registration(model=Photo, fields=["image"])}
+    monkeypatch.setattr(registry, "_registry", files_only)
+    assert ids(Q_CLUSTER=short) == []
+    streams = {Photo: Registration(model=Photo, fields=["image"], kinds={"image": "live"})}
+    monkeypatch.setattr(registry, "_registry", streams)
+    assert ids(Q_CLUSTER=short) == ["moderation.W002"]
 
 
 def test_evidence_inside_media_root_warns(settings):
