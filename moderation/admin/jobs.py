@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import pipeline
 from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, RiskLevel, Status
 from .console import ReviewConsoleMixin
+from .overview import OverviewMixin
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
 
@@ -117,7 +118,7 @@ class ReviewEventInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(ReviewConsoleMixin, admin.ModelAdmin):
+class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
     list_display = (
         "id", "thumb", "content_link", "media_kind", "status", "risk", "label_text",
         "outcome", "review_link", "created_at",
