@@ -32,6 +32,8 @@
 |                 | detector covers (terrorism, live, logo by default)               |
 | moderation.E021 | the local provider's speech recogniser (asr_engine, asr_model)   |
 |                 | is unknown or its packages are not installed                     |
+| moderation.E022 | FILE_DELIVERY not a known mode, FILE_DELIVERY_EXPIRES not 1..3600 |
+|                 | s, FILE_DELIVERY_LOCATIONS not a dict of absolute dirs -> prefixes |
 
 E009/E021 (local) and E011 (Alibaba) come from the providers' own ``Provider.check``,
 called here for every configured alias, like a site provider's checks.
@@ -59,6 +61,7 @@ from .providers.base import Provider, ProviderContext
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 from .registry import validate_frame_options
 from .remote import is_loopback_host
+from .serving import DELIVERY_MODES
 
 
 def _provider_aliases_in_use() -> dict[str, str]:
@@ -173,6 +176,7 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_allowed_networks())
     errors.extend(_check_max_duration())
     errors.extend(_check_image_limits())
+    errors.extend(_check_file_delivery())
     errors.extend(_check_lease())
     return errors
 
@@ -204,6 +208,31 @@ def _check_lease():
         errors.append(Error(
             f"MODERATION['SWEEPER_MINUTES'] = {minutes!r} is not a whole number >= 1.",
             id="moderation.E019"))
+    return errors
+
+
+def _check_file_delivery():
+    """E022: how files reach the browser after the permission check (serving.py)."""
+    errors = []
+    mode = moderation_settings.FILE_DELIVERY
+    if mode not in DELIVERY_MODES:
+        errors.append(Error(f"MODERATION['FILE_DELIVERY'] = {mode!r} is not one of "
+                            f"{', '.join(DELIVERY_MODES)}.", id="moderation.E022"))
+    expires = moderation_settings.FILE_DELIVERY_EXPIRES
+    if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= 3600:
+        errors.append(Error(
+            f"MODERATION['FILE_DELIVERY_EXPIRES'] = {expires!r} is not 1..3600 seconds.",
+            hint="A presigned URL is a bearer token while it lives: keep it short (60).",
+            id="moderation.E022"))
+    locations = moderation_settings.FILE_DELIVERY_LOCATIONS
+    if not isinstance(locations, dict) or not all(
+            os.path.isabs(str(directory)) and isinstance(prefix, str)
+            and prefix.startswith("/") for directory, prefix in locations.items()):
+        errors.append(Error(
+            "MODERATION['FILE_DELIVERY_LOCATIONS'] must map absolute directories to "
+            "internal URL prefixes starting with '/'.",
+            hint='For example {"/srv/app/moderation_evidence": "/_protected/evidence/"}.',
+            id="moderation.E022"))
     return errors
 
 

@@ -114,6 +114,22 @@ def test_task_timeout_warns_only_when_a_field_may_hold_a_live_stream(settings, m
     assert ids(Q_CLUSTER=short) == ["moderation.W002"]
 
 
+@pytest.mark.parametrize("bad", [
+    {"FILE_DELIVERY": "s3"}, {"FILE_DELIVERY_EXPIRES": 0}, {"FILE_DELIVERY_EXPIRES": 86400},
+    {"FILE_DELIVERY_LOCATIONS": {"relative/dir": "/x/"}},
+    {"FILE_DELIVERY_LOCATIONS": {"/srv/evidence": "no-slash/"}},
+    {"FILE_DELIVERY_LOCATIONS": ["/srv"]},
+])
+def test_bad_file_delivery(bad):
+    assert ids(MODERATION=bad) == ["moderation.E022"]
+
+
+def test_file_delivery_modes_are_accepted():
+    for mode in ("proxy", "redirect", "x-accel-redirect", "x-sendfile"):
+        assert ids(MODERATION={"FILE_DELIVERY": mode, "FILE_DELIVERY_LOCATIONS": {
+            "/srv/evidence": "/_protected/evidence/"}}) == []
+
+
 def test_evidence_inside_media_root_warns(settings):
     conf = {"EVIDENCE_STORAGE": None, "EVIDENCE_ROOT": f"{settings.MEDIA_ROOT}/evidence"}
     assert ids(MODERATION=conf) == ["moderation.W001"]
