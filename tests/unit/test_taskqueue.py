@@ -4,8 +4,11 @@ task at a time, never raising into the code that queued it, schedules kept and r
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -171,3 +174,27 @@ def test_inline_keeps_schedules_and_runs_the_due_ones():
 
     inline.remove_schedules(["first", "never made"])
     assert list(inline.schedules()) == ["later"]
+
+
+# --- the Celery sketch in docs/architecture.md ------------------------------------------------
+
+
+def _parameters(function: ast.FunctionDef) -> list[tuple[str, str]]:
+    args = function.args
+    return ([("positional", a.arg) for a in args.posonlyargs + args.args]
+            + ([("*", args.vararg.arg)] if args.vararg else [])
+            + [("keyword", a.arg) for a in args.kwonlyargs])
+
+
+def test_the_celery_sketch_in_the_docs_has_the_adapters_three_functions_as_shipped():
+    """Not run (Celery is not installed): parsed, so it cannot drift from the interface."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    [sketch] = [code for code in re.findall(r"```python\n(.*?)```", text, re.S)
+                if code.startswith("# mysite/moderation_celery.py")]
+    documented = {node.name: _parameters(node) for node in ast.parse(sketch).body
+                  if isinstance(node, ast.FunctionDef)}
+    shipped = {node.name: _parameters(node)
+               for node in ast.parse(Path(inline.__file__).read_text()).body
+               if isinstance(node, ast.FunctionDef) and node.name in taskqueue.ADAPTER_FUNCTIONS}
+    assert set(shipped) == set(taskqueue.ADAPTER_FUNCTIONS)
+    assert {name: documented.get(name) for name in shipped} == shipped
