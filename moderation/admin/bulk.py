@@ -7,12 +7,15 @@ from django.contrib import messages
 from django.utils.translation import gettext as _
 
 from .. import review
+from ..models import ReviewEvent
 
 
 def report_bulk_decision(admin, request, outcome: review.BulkOutcome, decision: str) -> None:
     """The messages of a bulk approve/reject (host objects and the job list alike)."""
     admin.message_user(request, _("%(n)d job(s) %(decision)s.")
-                       % {"n": outcome.decided, "decision": decision}, messages.SUCCESS)
+                       % {"n": outcome.decided,
+                          # "approved"/"rejected", in the reader's language
+                          "decision": ReviewEvent.Action(decision).label}, messages.SUCCESS)
     if outcome.busy:
         admin.message_user(request, _("%(n)d job(s) skipped: another moderator holds them.")
                            % {"n": outcome.busy}, messages.WARNING)

@@ -1,0 +1,232 @@
+"""The Simplified Chinese locale (issue 14, item 6): the catalogue is complete, the shipped
+``.mo`` is the compiled ``.po``, and the console, the job admin and the label names follow
+the user's language (LocaleMiddleware: Accept-Language, the language cookie).
+
+The catalogue is read with a small parser of the PO subset ``makemessages`` writes, and the
+``.mo`` with the standard library's :mod:`gettext`, so no GNU gettext is needed except for
+the one test that re-extracts the sources (skipped without ``xgettext``)."""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+
+from moderation import labels
+from moderation.labels import DEFAULT_LABELS, SUFFIX_RULES, UNKNOWN_RULE, label_name
+from tests.conftest import ROOT
+from tests.pipeline.test_review import make_job, moderator
+
+APP = ROOT / "moderation"
+MESSAGES = APP / "locale" / "zh_Hans" / "LC_MESSAGES"
+PO = MESSAGES / "django.po"
+MO = MESSAGES / "django.mo"
+ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans,zh;q=0.9,en;q=0.5"}
+FORMAT = re.compile(r"%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[sdifr]|%[sd%]")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def parse_po(path: Path) -> list[dict]:
+    """Entries as dicts: msgctxt, msgid, msgid_plural, msgstr (list), flags, obsolete."""
+    entries: list[dict] = []
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        entry: dict = {"msgctxt": None, "msgid_plural": None, "msgstr": [], "flags": set(),
+                       "obsolete": False}
+        key = None
+        for line in block.strip().splitlines():
+            if line.startswith("#~"):
+                entry["obsolete"] = True
+                continue
+            if line.startswith("#,"):
+                entry["flags"] |= {f.strip() for f in line[2:].split(",")}
+                continue
+            if line.startswith("#"):
+                continue
+            word, _, rest = line.partition(" ")
+            if line.startswith('"'):
+                value = ast.literal_eval(line)
+                if key == "msgstr":
+                    entry["msgstr"][-1] += value
+                else:
+                    entry[key] += value
+                continue
+            value = ast.literal_eval(rest)
+            if word.startswith("msgstr"):
+                key = "msgstr"
+                entry["msgstr"].append(value)
+            else:
+                key = word
+                entry[word] = value
+        if "msgid" in entry:
+            entries.append(entry)
+    return entries
+
+
+def messages() -> list[dict]:
+    return [e for e in parse_po(PO) if e["msgid"] and not e["obsolete"]]
+
+
+# --- the catalogue --------------------------------------------------------------------------
+
+
+def test_every_message_is_translated_and_none_is_fuzzy():
+    entries = messages()
+    assert len(entries) > 300
+    header = next(e for e in parse_po(PO) if e["msgid"] == "")
+    assert "fuzzy" not in header["flags"]
+    assert "Language: zh_Hans" in header["msgstr"][0]
+    assert "Plural-Forms: nplurals=1; plural=0;" in header["msgstr"][0]
+    untranslated = [e["msgid"] for e in entries if not all(s.strip() for s in e["msgstr"])]
+    fuzzy = [e["msgid"] for e in entries if "fuzzy" in e["flags"]]
+    assert untranslated == [] and fuzzy == []
+    assert not [e for e in parse_po(PO) if e["obsolete"]], "obsolete (#~) entries left"
+
+
+def test_translations_keep_their_placeholders_and_are_chinese():
+    for entry in messages():
+        wanted = sorted(FORMAT.findall(entry["msgid"]))
+        for text in entry["msgstr"]:
+            assert sorted(FORMAT.findall(text)) == wanted, entry["msgid"]
+        # Everything but codes and numbers ("0..100", "sha256", "pdq") reads as Chinese.
+        if re.search(r"[a-z]{3}", re.sub(FORMAT, "", entry["msgid"])) and entry["msgid"] not in {
+                "sha256", "pdq", "0..100"}:
+            assert CJK.search(entry["msgstr"][0]), entry["msgid"]
+
+
+def test_the_shipped_mo_is_the_compiled_po():
+    """A .po edited without running compilemessages would ship stale translations."""
+    with MO.open("rb") as handle:
+        catalog = gettext.GNUTranslations(handle)._catalog
+    expected: dict = {}
+    for entry in messages():
+        msgid = entry["msgid"] if entry["msgctxt"] is None else \
+            f"{entry['msgctxt']}\x04{entry['msgid']}"
+        if entry["msgid_plural"] is None:
+            expected[msgid] = entry["msgstr"][0]
+        else:
+            for n, text in enumerate(entry["msgstr"]):
+                expected[(msgid, n)] = text
+    compiled = {key: value for key, value in catalog.items() if key != ""}
+    assert compiled == expected
+
+
+def test_the_package_ships_the_catalogue():
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = conf["tool"]["setuptools"]["package-data"]["moderation"]
+    for path in (PO, MO):
+        relative = path.relative_to(APP).as_posix()
+        assert any(fnmatch(relative, pattern) for pattern in patterns), relative
+
+
+@pytest.mark.slow  # runs xgettext over the app (about 2 s)
+@pytest.mark.skipif(shutil.which("xgettext") is None,
+                    reason="GNU gettext (xgettext) is not installed: apt-get install gettext")
+def test_the_catalogue_covers_every_marked_string(tmp_path):
+    """makemessages on a copy of the app finds no msgid the catalogue lacks (a string marked
+    since the last makemessages would show in English to a Chinese reader)."""
+    copy = tmp_path / "moderation"
+    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+    admin = Path(sys.executable).with_name("django-admin")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    subprocess.run([str(admin), "makemessages", "-l", "zh_Hans", "--add-location=file"],
+                   cwd=copy, check=True, capture_output=True, env=env)
+    fresh = {(e["msgctxt"], e["msgid"])
+             for e in parse_po(copy / "locale/zh_Hans/LC_MESSAGES/django.po")
+             if e["msgid"] and not e["obsolete"] and all(s.strip() for s in e["msgstr"])}
+    extracted = {(e["msgctxt"], e["msgid"])
+                 for e in parse_po(copy / "locale/zh_Hans/LC_MESSAGES/django.po")
+                 if e["msgid"] and not e["obsolete"]}
+    assert extracted - fresh == set(), "marked strings without a translation"
+    ours = {(e["msgctxt"], e["msgid"]) for e in messages()}
+    assert ours - extracted == set(), "translations of strings no longer in the sources"
+
+
+# --- label names ----------------------------------------------------------------------------
+
+
+def test_label_names_follow_the_language():
+    with translation.override("zh-hans"):
+        assert label_name("pt_qrCode") == "二维码"
+        assert label_name("sexual_partialNudity") == "臀部裸露"
+        assert label_name("contraband_drug_tii") == "文字中的自定义关键词"
+        assert label_name("someone_elses_label") == "无规则的标签"
+    with translation.override("en"):
+        assert label_name("pt_qrCode") == "a QR code"
+    # Stored descriptions stay English whatever the language (results, the emulator).
+    with translation.override("zh-hans"):
+        assert labels.rule_for("pt_qrCode").description == "a QR code"
+
+
+def test_every_label_description_has_a_translation():
+    rules = [*DEFAULT_LABELS.values(), *SUFFIX_RULES.values(), UNKNOWN_RULE]
+    descriptions = {rule.description for rule in rules}
+    assert descriptions <= set(labels.SPEECH_FAMILY_DESCRIPTIONS) | {
+        e["msgid"] for e in messages()}
+    with translation.override("zh-hans"):
+        for text in descriptions:
+            assert CJK.search(translation.gettext(text)), text
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_review_queue_in_chinese_and_in_english(client):
+    make_job(frames=2, flagged_every=1)
+    client.force_login(moderator("alice", "view_job", "review_job"))
+    body = client.get(reverse("admin:moderation_job_queue"), **ZH).content.decode()
+    assert '<html lang="zh-hans"' in body
+    for text in ("审核队列", "审核下一项", "1 项待审", "最严重的标签", "筛选队列",
+                 "始终显示有风险的图像"):
+        assert text in body, text
+    assert "Review next item" not in body
+    english = client.get(reverse("admin:moderation_job_queue"),
+                         HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Review next item" in english and "审核下一项" not in english
+
+
+@pytest.mark.django_db
+def test_review_job_page_in_chinese_shows_label_names(client):
+    job = make_job(frames=3, flagged_every=1, labels=("pt_qrCode",))
+    client.force_login(moderator("alice", "view_job", "review_job"))
+    body = client.get(reverse("admin:moderation_job_review", args=[job.pk]), **ZH)
+    body = body.content.decode()
+    for text in ("通过 —— 放行", "拒绝 —— 拦截", "审计记录", "键盘", "并打开下一项",
+                 '<small class="mod-label-name">二维码</small>', "视频"):
+        assert text in body, text
+    assert "pt_qrCode" in body  # the code stays beside its name
+    assert "Approve — pass" not in body
+
+
+@pytest.mark.django_db
+def test_job_admin_in_chinese(client, django_user_model):
+    make_job(frames=1, flagged_every=1)
+    admin = django_user_model.objects.create_superuser("root", password="pw")
+    client.force_login(admin)
+    body = client.get(reverse("admin:moderation_job_changelist"), **ZH).content.decode()
+    for text in ("内容审核", "任务", "媒体类型", "状态", "风险等级", "人工审核状态",
+                 "重试所选的失败或过期任务", "需人工审核"):
+        assert text in body, text
+    index = client.get(reverse("admin:index"), **ZH).content.decode()
+    assert "内容审核" in index and "哈希条目" in index
+
+
+@pytest.mark.django_db
+def test_language_cookie_switches_the_console(client, settings):
+    """The admin's own language switch (set_language) sets this cookie."""
+    make_job()
+    client.force_login(moderator("alice", "view_job", "review_job"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    body = client.get(reverse("admin:moderation_job_queue")).content.decode()
+    assert "审核队列" in body
