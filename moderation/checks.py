@@ -4,7 +4,8 @@
 |-----------------|-----------------------------------------------------------------|
 | moderation.E001 | unknown provider alias (default provider or a registration)      |
 | moderation.E002 | a provider BACKEND that cannot be imported                       |
-| moderation.E003 | a provider without its credentials (required OPTIONS)            |
+| moderation.E003 | a provider without its credentials (required OPTIONS, or an      |
+|                 | Alibaba CREDENTIALS value that names no credential source)      |
 | moderation.E004 | a callback/public URL that is not https nor loopback (DEBUG off) |
 | moderation.E005 | django-q2 not installed or Q_CLUSTER not configured (when the    |
 |                 | TASK_QUEUE is the django-q2 adapter, the default)                |
@@ -107,6 +108,8 @@ def check_settings(app_configs=None, **kwargs):
             continue
         required = getattr(provider_class, "required_options", ())
         missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
+        if hasattr(provider_class, "missing_options"):  # e.g. a credential chain for keys
+            missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
         if hasattr(provider_class, "missing_options"):  # e.g. a credential chain for keys
             missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
         if missing_options:

@@ -12,12 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from django.core.checks import CheckMessage, Error
 
 from ... import ratelimit
 from ..base import Media, Provider
 from ..errors import AuthError, NotSupported
 from ..result import Frame, Label, Result
 from .callbacks import AliyunCallbacks
+from .credentials import Credentials, StaticProvider, check_spec, provider_for
 from .errors import ErrorRule, error_from_response, transport_error
 
 DEFAULT_REGION = "ap-southeast-1"
@@ -61,6 +63,8 @@ class AliyunProvider(AliyunCallbacks, Provider):
     hooks (form, UID, crypt type) are shared, used by those declaring ``callback``."""
 
     required_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
+    #: what ``CREDENTIALS`` (the credential chain, credentials.py) stands in for
+    key_options = ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET")
     needs_url = True
     default_timeout: tuple[float, float] = (5.0, 20.0)
     #: the product whose limits apply (an account has separate quotas per product)
@@ -96,8 +100,12 @@ class AliyunProvider(AliyunCallbacks, Provider):
 
     @property
     def account(self) -> str:
-        """``product:AccessKeyId``: every alias (and worker) using the key shares its limits."""
-        return f"{self.product}:{self._opt('ACCESS_KEY_ID') or self.alias}"
+        """``product:AccessKeyId``: every alias (and worker) using the key shares its limits.
+        Role credentials from the chain use the role instead, as their temporary
+        AccessKeyId changes with every refresh."""
+        if self._opt("ACCESS_KEY_ID") or not self._opt("CREDENTIALS", None):
+            return f"{self.product}:{self._opt('ACCESS_KEY_ID') or self.alias}"
+        return f"{self.product}:{self.resolve_credentials().identity}"
 
     def limit(self, name: str) -> float:
         """An account limit from OPTIONS or :data:`DEFAULT_LIMITS` (0: none)."""
@@ -121,14 +129,45 @@ class AliyunProvider(AliyunCallbacks, Provider):
             self._session = requests.Session()
         return self._session
 
-    def credentials(self) -> tuple[str, str, str | None]:
-        """(access key id, secret, STS security token or None)."""
+    def resolve_credentials(self) -> Credentials:
+        """The credentials to sign the next request with: ``ACCESS_KEY_ID``/``SECRET``
+        (+ ``SECURITY_TOKEN``) when set, else what ``CREDENTIALS`` names (``"default"``: the
+        Alibaba credential chain; temporary ones are cached and refreshed before expiry)."""
         key_id = str(self._opt("ACCESS_KEY_ID"))
         secret = str(self._opt("ACCESS_KEY_SECRET"))
-        if not key_id or not secret:
-            raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
-                            code="no_credentials")
-        return key_id, secret, str(self._opt("SECURITY_TOKEN")) or None
+        spec = self._opt("CREDENTIALS", None)
+        if key_id or spec is None:
+            if not key_id or not secret:
+                raise AuthError(f"provider {self.alias!r} has no ACCESS_KEY_ID/SECRET",
+                                code="no_credentials")
+            return StaticProvider(key_id, secret, str(self._opt("SECURITY_TOKEN")) or None
+                                  ).get_credentials()
+        return provider_for(spec).get_credentials()
+
+    def credentials(self) -> tuple[str, str, str | None]:
+        """(access key id, secret, STS security token or None)."""
+        found = self.resolve_credentials()
+        return found.access_key_id, found.access_key_secret, found.security_token
+
+    @classmethod
+    def missing_options(cls, options: dict[str, Any]) -> list[str]:
+        """moderation.E003: the ``required_options`` not set, where a ``CREDENTIALS`` chain
+        stands in for the AccessKey pair."""
+        chain = options.get("CREDENTIALS") not in (None, "")
+        return [key for key in cls.required_options
+                if not options.get(key) and not (chain and key in cls.key_options)]
+
+    @classmethod
+    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+        """E003 also for a ``CREDENTIALS`` value that names no credential source."""
+        errors = list(super().check(alias, options))
+        problem = check_spec(options.get("CREDENTIALS"))
+        if problem and not options.get("ACCESS_KEY_ID"):
+            errors.append(Error(f"Provider {alias!r}: {problem}.",
+                                hint="Use \"default\" (the Alibaba credential chain), a source "
+                                     "name, or ACCESS_KEY_ID/ACCESS_KEY_SECRET.",
+                                id="moderation.E003"))
+        return errors
 
     @staticmethod
     def public_url(media: Media) -> str:

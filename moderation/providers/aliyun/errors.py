@@ -66,6 +66,10 @@ ERRORS: dict[int | str, ErrorRule] = {
     "IncompleteSignature": (AuthError, "signature_incomplete"),
     "InvalidAccessKeyId.NotFound": (AuthError, "invalid_access_key"),
     "InvalidAccessKeyId.Inactive": (AuthError, "invalid_access_key"),
+    # STS tokens (credentials.py); an expired one is retried, by then the chain has a new one
+    "InvalidSecurityToken.MismatchWithAccessKey": (AuthError, "invalid_security_token"),
+    "InvalidSecurityToken.Malformed": (AuthError, "invalid_security_token"),
+    "InvalidSecurityToken.Expired": (ProviderError, "security_token_expired"),
     "InvalidTimeStamp.Expired": (AuthError, "clock_skew"),
     "InvalidTimeStamp.Format": (AuthError, "clock_skew"),
     "Forbidden.RAM": (AuthError, "no_permission"),
