@@ -10,7 +10,7 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import alerts, checks  # noqa: F401 - registers the system checks, receivers
         from .schedule import ensure_sweeper_schedule
 
         # Each installed app may have a moderation.py that calls moderation.register().

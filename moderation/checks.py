@@ -110,8 +110,6 @@ def check_settings(app_configs=None, **kwargs):
         missing_options = [key for key in required if not conf.get("OPTIONS", {}).get(key)]
         if hasattr(provider_class, "missing_options"):  # e.g. a credential chain for keys
             missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
-        if hasattr(provider_class, "missing_options"):  # e.g. a credential chain for keys
-            missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
         if missing_options:
             errors.append(Error(
                 f"Provider {alias!r} has no {', '.join(missing_options)}.",

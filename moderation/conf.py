@@ -95,6 +95,17 @@ DEFAULTS: dict[str, Any] = {
     # {"class": path, "options": {...}} (docs/providers.md, "Detectors"). The local
     # provider's OPTIONS["detectors"] replaces this list for that provider.
     "DETECTORS": [],
+    # Operator alerts (moderation/alerts.py, checked by the sweeper): when the review queue
+    # holds QUEUE_SIZE items or more, or its oldest item is OLDEST_MINUTES old or more
+    # (None: not watched), e-mail EMAILS and/or POST JSON to WEBHOOK_URL (through the
+    # network guard, WEBHOOK_TIMEOUT seconds), once per episode. Check E016.
+    "ALERTS": {"QUEUE_SIZE": None, "OLDEST_MINUTES": None, "EMAILS": [], "WEBHOOK_URL": "",
+               "WEBHOOK_TIMEOUT": 5},
+    # E-mail the uploader when a moderator approves or rejects their content (templates
+    # moderation/email/decision_subject.txt, decision_body.txt); UPLOADER_EMAIL: dotted path
+    # of a function (instance, job) -> address or None, the site's business. Check E016.
+    "NOTIFY_UPLOADER": False,
+    "UPLOADER_EMAIL": "",
     # Dotted path of the rate limiter providers wait on, acquire(key, rate): a turn under
     # ``rate`` calls/s shared by every worker, or Throttled (moderation/ratelimit.py).
     "RATE_LIMITER": "moderation.ratelimit.acquire",

@@ -3,7 +3,7 @@ Thin on purpose: the logic is in moderation/pipeline/; queuing is ``taskqueue``'
 
 from __future__ import annotations
 
-from . import taskqueue
+from . import alerts, taskqueue
 
 
 def _enqueue(func: str, *args, name: str) -> None:
@@ -44,4 +44,6 @@ def process_job(job_id: int) -> str:
 def sweep() -> int:
     from . import feedback, pipeline
 
-    return pipeline.sweep() + feedback.sweep()
+    swept = pipeline.sweep() + feedback.sweep()
+    alerts.check()  # review-queue alerts (MODERATION["ALERTS"]); no query when unset
+    return swept
