@@ -503,6 +503,27 @@ class FeedbackRequest(models.Model):
         return f"feedback {self.decision} on job {self.job_id} [{self.status}]"
 
 
+class AlertState(models.Model):
+    """One operator alert's episode (moderation/alerts.py): ``active`` from the check that
+    found its figure at or over the threshold until one finds it back under; the alert is
+    sent once per episode. In the database so that every worker's sweeper agrees."""
+
+    key = models.CharField(_("key"), max_length=50, primary_key=True)
+    active = models.BooleanField(_("active"), default=False)
+    value = models.FloatField(_("value"), null=True, blank=True,
+                              help_text=_("figure at the last change"))
+    since = models.DateTimeField(_("since"), null=True, blank=True,
+                                 help_text=_("start of the episode"))
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("alert state")
+        verbose_name_plural = _("alert states")
+
+    def __str__(self) -> str:
+        return f"{self.key} {'active' if self.active else 'clear'}"
+
+
 def delete_evidence_file(sender, instance, using=None, **kwargs) -> None:
     """Evidence goes with its row (replaced results, purges, deleted jobs), once the
     deletion has committed: a rolled-back ingest keeps its files."""
