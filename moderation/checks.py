@@ -20,6 +20,8 @@
 | moderation.E014 | MAX_DURATION is not a positive number of seconds                 |
 | moderation.E015 | TASK_QUEUE does not import or lacks enqueue / ensure_schedule /  |
 |                 | remove_schedules                                                 |
+| moderation.E016 | bad ALERTS (thresholds, EMAILS, WEBHOOK_URL), or NOTIFY_UPLOADER |
+|                 | without a usable UPLOADER_EMAIL function                         |
 | moderation.E017 | CALLBACK_MAX_BYTES is not a positive whole number of bytes       |
 | moderation.W017 | SM3 callbacks verified by the slow pure-Python fallback          |
 | moderation.E018 | IMAGE_WORKING_SIZE / MAX_ANIMATION_PIXELS not sensible numbers   |
@@ -56,6 +58,7 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from . import taskqueue
+from .alerts import settings_problems as alert_settings_problems
 from .conf import DEFAULTS, moderation_settings
 from .labels import validate_overrides
 from .providers.base import Provider, ProviderContext
@@ -179,6 +182,7 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_image_limits())
     errors.extend(_check_file_delivery())
     errors.extend(_check_lease())
+    errors.extend(_check_alerts())
     return errors
 
 
@@ -192,6 +196,12 @@ def _check_task_queue():
                       f"{DEFAULTS['TASK_QUEUE']!r}; see docs/architecture.md, "
                       "'Queue adapters'.", id="moderation.E015")]
     return []
+
+
+def _check_alerts():
+    """E016: review-queue alerts and the uploader's e-mail (moderation/alerts.py)."""
+    return [Error(f"MODERATION: {problem}", hint="See docs/settings.md, 'ALERTS'.",
+                  id="moderation.E016") for problem in alert_settings_problems()]
 
 
 def _check_lease():
