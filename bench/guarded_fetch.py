@@ -60,7 +60,8 @@ def read_stream(url: str, guarded: bool) -> int:
 
     from moderation.providers.local.live import HTTP, LIVE_FORMATS, network_guard
 
-    with network_guard(url) as (source, guard_options, guard):
+    with network_guard(url, allow_private_addresses=not guarded) as (
+            source, guard_options, guard):
         assert guarded == (guard is not None)
         options = {"protocol_whitelist": HTTP, "format_whitelist": LIVE_FORMATS,
                    **guard_options}

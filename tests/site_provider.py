@@ -23,6 +23,7 @@ from moderation.providers import (
     Media,
     ModerationRequest,
     Provider,
+    ProviderContext,
     ProviderError,
     Result,
 )
@@ -83,8 +84,9 @@ class AcmeProvider(Provider):
                       raw=content)
 
     @classmethod
-    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
-        errors = super().check(alias, options)
+    def check(cls, alias: str, options: dict[str, Any],
+              context: ProviderContext | None = None) -> list[CheckMessage]:
+        errors = super().check(alias, options, context)
         if 0 < len(str(options.get("SECRET") or "")) < 16:
             errors.append(Warning(f"Acme provider {alias!r}: SECRET is shorter than 16 "
                                   "characters.", hint="Use the secret Acme issued.",

@@ -13,15 +13,23 @@ callback view calls in order - :meth:`Provider.read_callback` (the body, already
 into a :class:`ReceivedCallback`), :meth:`Provider.verify_callback` (against what the job
 sent) and :meth:`Provider.parse_callback` (into a Result) - and each provider checks its own
 configuration in :meth:`Provider.check` (``manage.py check``).
+
+What a provider needs from the site besides the request - the resolved ``MODERATION``
+settings and the shared rate limiter - arrives in its constructor as a
+:class:`ProviderContext` (:func:`moderation.providers.get_provider` builds it), so that no
+provider reads global settings or writes rate-limit rows itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from ..conf import DEFAULTS
 from .errors import NotSupported
 from .result import Result
 
@@ -88,8 +96,6 @@ class Media:
 
     @classmethod
     def from_path(cls, path: str, kind: str) -> Media:
-        import os
-
         return cls(
             name=os.path.basename(path),
             kind=kind,
@@ -156,6 +162,33 @@ class Callback:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def no_limit(key: str, rate: float) -> None:
+    """The default rate limiter: every call gets its turn at once."""
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider gets from the site besides the request, given to its constructor.
+
+    ``settings``: the resolved ``MODERATION`` settings, every key of
+    :data:`moderation.conf.DEFAULTS` (the defaults themselves when a provider is built by
+    hand, as tests do). ``acquire(key, rate)``: wait for a turn under ``rate`` calls per
+    second shared by every worker on ``key``, raising
+    :class:`~moderation.providers.errors.Throttled` when none comes in time (the
+    ``RATE_LIMITER`` setting, :func:`moderation.ratelimit.acquire`; by hand: no limit).
+    """
+
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType(dict(DEFAULTS)))
+    acquire: Callable[[str, float], object] = no_limit
+
+    def setting(self, name: str) -> Any:
+        """One setting; ``KeyError`` names a key that is not a ``MODERATION`` setting."""
+        try:
+            return self.settings[name]
+        except KeyError:
+            raise KeyError(f"not a moderation setting: {name!r}") from None
+
+
 class Provider:
     """Base class. Subclasses set ``capabilities`` and implement the hooks they support."""
 
@@ -170,9 +203,11 @@ class Provider:
     #: differently (results of another version are not reused for new jobs)
     result_version: str = "1"
 
-    def __init__(self, alias: str, options: dict[str, Any] | None = None):
+    def __init__(self, alias: str, options: dict[str, Any] | None = None,
+                 context: ProviderContext | None = None):
         self.alias = alias
         self.options = dict(options or {})
+        self.context = context if context is not None else ProviderContext()
 
     @property
     def account(self) -> str:
@@ -236,10 +271,12 @@ class Provider:
     # --- configuration --------------------------------------------------------------------
 
     @classmethod
-    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+    def check(cls, alias: str, options: dict[str, Any],
+              context: ProviderContext | None = None) -> list[CheckMessage]:
         """System-check messages about this provider's ``OPTIONS`` (``manage.py check``
-        calls it for every configured alias). Missing ``required_options`` are reported
-        for every provider already (moderation.E003)."""
+        calls it for every configured alias, with the site's ``context``: checks read
+        settings from it too). Missing ``required_options`` are reported for every
+        provider already (moderation.E003)."""
         return []
 
     def __repr__(self) -> str:

@@ -29,8 +29,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
-from ...conf import moderation_settings
-from ..base import CALLBACK
+from ..base import CALLBACK, ProviderContext
 from ..errors import MalformedCallback
 from ..result import Result
 from . import guardrails_video as video
@@ -213,11 +212,13 @@ class AliyunCallbacks:
         return is_authentic(callback, uid, seed, crypt_type)
 
     @classmethod
-    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+    def check(cls, alias: str, options: dict[str, Any],
+              context: ProviderContext | None = None) -> list[CheckMessage]:
         """E011: with CALLBACK_BASE_URL set, a callback provider without a UID would refuse
         every callback (the checksum includes the account UID)."""
-        errors = list(super().check(alias, options))  # type: ignore[misc]
-        if (moderation_settings.CALLBACK_BASE_URL and CALLBACK in cls.capabilities
+        context = context if context is not None else ProviderContext()
+        errors = list(super().check(alias, options, context))  # type: ignore[misc]
+        if (context.settings["CALLBACK_BASE_URL"] and CALLBACK in cls.capabilities
                 and not options.get("UID")):
             errors.append(Error(
                 f"Provider {alias!r} receives callbacks but has no UID option: every "

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from django.core.checks import CheckMessage, Error
 
-from ... import ratelimit
-from ..base import Media, Provider
+from ..base import Media, Provider, ProviderContext
 from ..errors import AuthError, NotSupported
 from ..result import Frame, Label, Result
 from .callbacks import AliyunCallbacks
@@ -70,8 +69,9 @@ class AliyunProvider(AliyunCallbacks, Provider):
     #: the product whose limits apply (an account has separate quotas per product)
     product: str = "aliyun"
 
-    def __init__(self, alias: str, options: dict[str, Any] | None = None):
-        super().__init__(alias, options)
+    def __init__(self, alias: str, options: dict[str, Any] | None = None,
+                 context: ProviderContext | None = None):
+        super().__init__(alias, options, context)
         self._session: requests.Session | None = None
 
     @staticmethod
@@ -114,9 +114,10 @@ class AliyunProvider(AliyunCallbacks, Provider):
 
     def take_turn(self, rate: str = "request") -> None:
         """Wait for this call's turn under the account's ``request`` or ``feedback`` rate
-        (shared by every worker, moderation/ratelimit.py); every request goes through here."""
+        (shared by every worker: the context's limiter, by default moderation/ratelimit.py);
+        every request goes through here."""
         budget = "FEEDBACK_RATE_LIMIT" if rate == "feedback" else "RATE_LIMIT"
-        ratelimit.acquire(f"{self.account}:{rate}", self.limit(budget) * RATE_HEADROOM)
+        self.context.acquire(f"{self.account}:{rate}", self.limit(budget) * RATE_HEADROOM)
 
     @property
     def max_unfinished_tasks(self) -> int | None:
@@ -158,9 +159,10 @@ class AliyunProvider(AliyunCallbacks, Provider):
                 if not options.get(key) and not (chain and key in cls.key_options)]
 
     @classmethod
-    def check(cls, alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+    def check(cls, alias: str, options: dict[str, Any],
+              context: ProviderContext | None = None) -> list[CheckMessage]:
         """E003 also for a ``CREDENTIALS`` value that names no credential source."""
-        errors = list(super().check(alias, options))
+        errors = list(super().check(alias, options, context))
         problem = check_spec(options.get("CREDENTIALS"))
         if problem and not options.get("ACCESS_KEY_ID"):
             errors.append(Error(f"Provider {alias!r}: {problem}.",

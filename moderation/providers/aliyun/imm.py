@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from ...conf import moderation_settings
 from ...labels import make_label
 from ..base import IMAGE, VIDEO, Media, ModerationRequest
 from ..errors import AuthError, Expired, MediaError, ModerationError, NotSupported, ProviderError
@@ -328,9 +327,9 @@ class ImmProvider(AliyunProvider):
         """(Interval, MaxFrames): the job's options, then OPTIONS, then the settings."""
         options = request.options or {}
         interval = options.get("interval") or self._opt(
-            "INTERVAL", moderation_settings.VIDEO_INTERVAL)
+            "INTERVAL", self.context.settings["VIDEO_INTERVAL"])
         max_frames = options.get("max_frames") or self._opt(
-            "MAX_FRAMES", moderation_settings.VIDEO_MAX_FRAMES)
+            "MAX_FRAMES", self.context.settings["VIDEO_MAX_FRAMES"])
         return int(interval), int(max_frames)
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:

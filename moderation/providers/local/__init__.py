@@ -15,8 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ...conf import moderation_settings
-from ..base import AUDIO, FRAMES, IMAGE, LIVE, SYNC, VIDEO, Media, ModerationRequest, Provider
+from ..base import (
+    AUDIO,
+    FRAMES,
+    IMAGE,
+    LIVE,
+    SYNC,
+    VIDEO,
+    Media,
+    ModerationRequest,
+    Provider,
+    ProviderContext,
+)
 from ..errors import MediaError
 from ..result import Frame, Result, worst_risk
 from .checks import local_checks
@@ -47,9 +57,10 @@ class LocalProvider(Provider):
     engine_version = "2"
 
     @classmethod
-    def check(cls, alias: str, options: dict[str, Any]) -> list:
+    def check(cls, alias: str, options: dict[str, Any],
+              context: ProviderContext | None = None) -> list:
         """E009 (the ``local`` extra installed) and E021 (the speech recogniser)."""
-        return super().check(alias, options) + local_checks(alias, options)
+        return super().check(alias, options, context) + local_checks(alias, options)
 
     @property
     def result_version(self) -> str:
@@ -60,7 +71,7 @@ class LocalProvider(Provider):
 
         configured = self.options.get("detectors")
         if configured is None:
-            configured = moderation_settings.DETECTORS
+            configured = self.context.settings["DETECTORS"]
         try:
             specs = normalize_specs(configured)
         except ValueError:  # reported by check E020; such jobs fail with bad_detector
@@ -74,7 +85,7 @@ class LocalProvider(Provider):
 
     def settings_for(self, request: ModerationRequest) -> dict[str, Any]:
         """Settings defaults, then provider OPTIONS, then the job's own options."""
-        merged = {key: getattr(moderation_settings, setting)
+        merged = {key: self.context.settings[setting]
                   for key, setting in SETTING_DEFAULTS.items()}
         merged.update(self.options)
         merged.update(request.options or {})
@@ -82,13 +93,13 @@ class LocalProvider(Provider):
 
     def _option(self, name: str, setting: str) -> int:
         value = self.options.get(name)
-        return int(value if value is not None else getattr(moderation_settings, setting))
+        return int(value if value is not None else self.context.settings[setting])
 
     def keywords(self, request: ModerationRequest) -> dict[str, list[str]]:
         """The request's own keywords win over the ``KEYWORDS`` setting."""
         if "keywords" in request.options:
             return request.options["keywords"] or {}
-        return moderation_settings.KEYWORDS or {}
+        return self.context.settings["KEYWORDS"] or {}
 
     def submit(self, media: Media, request: ModerationRequest) -> Result:
         self.check_media(media)
@@ -126,6 +137,7 @@ class LocalProvider(Provider):
             media.url, scenes=request.scenes or self.default_scenes,
             audio=bool(options.get("audio", True)), libraries=request.libraries,
             keywords=self.keywords(request), options=options,
+            allow_private_addresses=bool(self.context.settings["ALLOW_PRIVATE_ADDRESSES"]),
         )
 
     def _image(self, media: Media, request: ModerationRequest) -> Result:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ...conf import DEFAULTS
 from ..result import Frame, Label, Result, Slice, worst_risk
 from .pool import PARALLELISM, FrameOutcome, analyse_frame, default_workers
 
@@ -42,8 +43,8 @@ class VideoOptions:
 
     interval: float = 1.0  # seconds between sampled frames, 1..600 (Alibaba's range)
     max_frames: int = 200  # 5..3600
-    thumbnail_size: int = 320  # default: THUMBNAIL_SIZE
-    thumbnail_all_frames: bool = False  # default: THUMBNAIL_ALL_FRAMES
+    thumbnail_size: int = DEFAULTS["THUMBNAIL_SIZE"]
+    thumbnail_all_frames: bool = DEFAULTS["THUMBNAIL_ALL_FRAMES"]
     dedup_threshold: int = DEDUP_THRESHOLD  # reuse below this cell distance; 0: never
     ocr_gate: bool = OCR_GATE
     workers: int = field(default_factory=default_workers)
@@ -58,11 +59,9 @@ class VideoOptions:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> VideoOptions:
-        from ...conf import moderation_settings
-
+        """The options as given; the provider has merged the settings' defaults in already
+        (``LocalProvider.settings_for``), a direct caller gets the defaults above."""
         options = dict(options or {})
-        options.setdefault("thumbnail_size", moderation_settings.THUMBNAIL_SIZE)
-        options.setdefault("thumbnail_all_frames", moderation_settings.THUMBNAIL_ALL_FRAMES)
         values = {}
         for spec in fields(cls):
             if options.get(spec.name) is not None:

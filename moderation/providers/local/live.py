@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ...conf import moderation_settings
 from ...guard_proxy import GuardProxy, to_guarded_url
 from ...guard_rtsp import RtspGuard
 from ...remote import DEFAULT_PORTS, pinned_url, vetted_addresses
@@ -84,30 +83,38 @@ def stream_live(
     libraries: Any = None,
     keywords: dict[str, list[str]] | None = None,
     options: Mapping[str, Any] | None = None,
+    allow_private_addresses: bool = False,
 ) -> Iterator[Result]:
     """Partial results every ``chunk_seconds`` (``in_progress``), the last one ``done``.
 
     The URL and options are checked now; the stream is opened on the first ``next()``.
     Stop iterating to cancel: the stream is closed and pending analyses dropped.
+    ``allow_private_addresses``: the ``ALLOW_PRIVATE_ADDRESSES`` setting (the provider
+    passes it; never from a job's options), which turns the network guard off.
     """
     opts = VideoOptions.from_options(options)
     protocols = check_url(url)
     task = FrameTask(list(scenes), libraries, keywords, engine_options(options), opts.ocr_gate)
-    return _LiveJob(url, protocols, opts, task, audio, keywords, dict(options or {})).run()
+    job = _LiveJob(url, protocols, opts, task, audio, keywords, dict(options or {}),
+                   allow_private_addresses=allow_private_addresses)
+    return job.run()
 
 
 Guard = GuardProxy | RtspGuard
 
 
 @contextmanager
-def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], Guard | None]]:
+def network_guard(
+    url: str, allow_private_addresses: bool = False
+) -> Iterator[tuple[str, dict[str, str], Guard | None]]:
     """The URL and FFmpeg options that keep every connection on vetted addresses, and the
-    guard whose refusals tell a guarded hop from a broken stream."""
+    guard whose refusals tell a guarded hop from a broken stream (none at all with
+    ``allow_private_addresses``, the ``ALLOW_PRIVATE_ADDRESSES`` setting)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "rtsp":  # also with private addresses allowed: never UDP to a named source
         options = {"rtsp_transport": "tcp"}
-        if moderation_settings.ALLOW_PRIVATE_ADDRESSES:
+        if allow_private_addresses:
             yield url, options, None
             return
         port = parts.port or DEFAULT_PORTS["rtsp"]
@@ -116,7 +123,7 @@ def network_guard(url: str) -> Iterator[tuple[str, dict[str, str], Guard | None]
             userinfo = parts.netloc.rpartition("@")[0]
             netloc = (f"{userinfo}@" if userinfo else "") + relay.netloc
             yield parts._replace(netloc=netloc).geturl(), options, relay
-    elif moderation_settings.ALLOW_PRIVATE_ADDRESSES:
+    elif allow_private_addresses:
         yield url, {}, None
     elif scheme in ("http", "https"):
         with GuardProxy() as proxy:
@@ -194,8 +201,10 @@ class _LiveJob:
         audio: bool,
         keywords: dict[str, list[str]] | None,
         options: dict[str, Any],
+        allow_private_addresses: bool = False,
     ):
         self.url, self.protocols, self.opts, self.task = url, protocols, opts, task
+        self.allow_private_addresses = allow_private_addresses
         self.audio, self.keywords, self.options = audio, keywords, options
         self.times = StageTimes()
         self.waiting: deque[_Chunk] = deque()
@@ -210,7 +219,8 @@ class _LiveJob:
         self.guard: Guard | None = None
 
     def run(self) -> Iterator[Result]:
-        with network_guard(self.url) as (url, guard_options, self.guard):
+        with network_guard(self.url, self.allow_private_addresses) as (
+                url, guard_options, self.guard):
             container = open_stream(url, self.protocols, self.opts, guard_options, self.guard)
             dispatcher = None
             workers = self.opts.workers

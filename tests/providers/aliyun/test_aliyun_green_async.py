@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from moderation import ratelimit
 from moderation.emulator import green as emulator_green
 from moderation.emulator.server import RunningEmulator
 from moderation.models import RateBudget
@@ -24,6 +25,7 @@ from moderation.providers import (
     MediaError,
     ModerationRequest,
     NotSupported,
+    ProviderContext,
     ProviderError,
 )
 from moderation.providers.aliyun.checksum import verify_checksum
@@ -41,9 +43,10 @@ emulator = emulator_fixture(scope="module", access_key_id=AK_ID, access_key_secr
 
 
 
-def provider(emulator: RunningEmulator, **options: Any) -> GreenProvider:
+def provider(emulator: RunningEmulator, context: ProviderContext | None = None,
+             **options: Any) -> GreenProvider:
     return GreenProvider("aliyun_green", {"ACCESS_KEY_ID": AK_ID, "ACCESS_KEY_SECRET": AK_SECRET,
-                                          "ENDPOINT": emulator.url, **options})
+                                          "ENDPOINT": emulator.url, **options}, context=context)
 
 
 def image(url: str) -> Media:
@@ -250,7 +253,7 @@ def test_sdk_feedback_requests(emulator):
 
 
 def test_client_image_feedback_maps_labels_and_counts_as_feedback(emulator):
-    client = provider(emulator)
+    client = provider(emulator, context=ProviderContext(acquire=ratelimit.acquire))
     client.feedback(Feedback(decision="block", task_id="img7", data_id="d7",
                              url="https://x/q.jpg", labels=["pt_qrCode"], note="a QR ad"))
     assert last_feedback("/green/image/feedback") == {

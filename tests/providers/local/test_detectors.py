@@ -17,6 +17,7 @@ from django.test import override_settings
 from PIL import Image
 
 from moderation.checks import check_detectors
+from moderation.providers import get_provider
 from moderation.providers.base import Media, ModerationRequest
 from moderation.providers.local import LocalProvider, engine, pool
 from moderation.providers.local.detectors import (
@@ -122,7 +123,7 @@ def test_the_detectors_setting_reaches_the_provider_and_labels_follow_the_table(
     moderation = {"DETECTORS": [spec(model_file, threshold={LABEL: 95})],
                   "LABELS": {LABEL: {"risk_level": "high"}}}
     with override_settings(MODERATION=moderation):
-        provider = LocalProvider("local", {})
+        provider = get_provider("local")  # the settings reach it in its context
         result = provider.submit(media(RED), ModerationRequest(scenes=["porn", "terrorism"]))
     assert LABEL in names(result) and result.risk_level == "high"
     assert result.raw["scenes"] == ["porn", "terrorism"]
@@ -333,6 +334,6 @@ def test_results_made_before_a_detector_was_added_are_not_reused(model_file):
     with_classifier = LocalProvider("local", {"detectors": [spec(model_file)]}).result_version
     assert with_classifier.startswith("2+detectors:") and with_classifier != plain
     with override_settings(MODERATION={"DETECTORS": [spec(model_file)]}):
-        assert LocalProvider("local", {}).result_version == with_classifier
+        assert get_provider("local").result_version == with_classifier
     other = LocalProvider("local", {"detectors": [spec(model_file, threshold=90)]})
     assert other.result_version not in (plain, with_classifier)

@@ -480,11 +480,10 @@ class Served:
 
 
 @pytest.fixture
-def loopback_allowed():
+def loopback_allowed() -> dict[str, bool]:
     """These streams are served on 127.0.0.1: the network guard (test_network_guard.py)
-    would refuse them."""
-    with override_settings(MODERATION={**settings.MODERATION, "ALLOW_PRIVATE_ADDRESSES": True}):
-        yield
+    would refuse them. The keyword the provider passes from ALLOW_PRIVATE_ADDRESSES."""
+    return {"allow_private_addresses": True}
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +502,8 @@ def hls_url(tmp_path_factory) -> Iterator[str]:
 def test_live_stream_yields_partials_then_done(hls_url, loopback_allowed):
     with deadline(120):
         results = list(stream_live(
-            hls_url, scenes=SCENES, audio=True, options={**BASE, "chunk_seconds": 6}
+            hls_url, scenes=SCENES, audio=True, options={**BASE, "chunk_seconds": 6},
+            **loopback_allowed,
         ))
     assert len(results) >= 3
     assert [r.status for r in results] == ["in_progress"] * (len(results) - 1) + ["done"]
@@ -523,7 +523,7 @@ def test_live_stream_stops_cleanly_when_the_caller_breaks(hls_url, loopback_allo
     before, start = threading.active_count(), len(Served.paths)
     with deadline(60):
         stream = stream_live(hls_url, scenes=["qrcode"], audio=True,
-                             options={**BASE, "chunk_seconds": 4})
+                             options={**BASE, "chunk_seconds": 4}, **loopback_allowed)
         first = next(stream)
         stream.close()
     served = len(Served.paths)
@@ -537,7 +537,8 @@ def test_live_stream_stops_cleanly_when_the_caller_breaks(hls_url, loopback_allo
 def test_live_max_duration_ends_the_stream(hls_url, loopback_allowed):
     with deadline(60):
         results = list(stream_live(hls_url, scenes=["qrcode"], audio=False,
-                                   options={**BASE, "chunk_seconds": 4, "max_duration": 6}))
+                                   options={**BASE, "chunk_seconds": 4, "max_duration": 6},
+                                   **loopback_allowed))
     assert results[-1].status == "done" and results[-1].raw["end_reason"] == "max_duration"
     assert max(f.offset for r in results for f in r.frames) < 6
 
@@ -547,7 +548,7 @@ def test_a_stream_that_never_answers_times_out(silent_server, loopback_allowed):
     start = time.monotonic()
     with deadline(20), pytest.raises(MediaError) as info:
         next(stream_live(f"http://127.0.0.1:{silent_server}/live.m3u8", scenes=SCENES,
-                         audio=True, options=options))
+                         audio=True, options=options, **loopback_allowed))
     assert info.value.code == "stream_timeout"
     assert time.monotonic() - start < 3 * 2
 
@@ -559,7 +560,7 @@ def test_a_closed_port_is_unavailable(loopback_allowed):
     probe_socket.close()  # nothing listens there now
     with deadline(20), pytest.raises(MediaError) as info:
         next(stream_live(f"rtmp://127.0.0.1:{port}/live/x", scenes=SCENES, audio=True,
-                         options={"open_timeout": 2, "read_timeout": 2}))
+                         options={"open_timeout": 2, "read_timeout": 2}, **loopback_allowed))
     assert info.value.code == "stream_unavailable"
 
 
