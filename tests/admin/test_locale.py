@@ -203,7 +203,8 @@ def test_review_job_page_in_chinese_shows_label_names(client):
     body = client.get(reverse("admin:moderation_job_review", args=[job.pk]), **ZH)
     body = body.content.decode()
     for text in ("通过 —— 放行", "拒绝 —— 拦截", "审计记录", "键盘", "并打开下一项",
-                 '<small class="mod-label-name">二维码</small>', "视频"):
+                 '<small class="mod-label-name">二维码</small>', "视频",
+                 '<span class="mod-risk mod-risk-medium">中</span>', "建议: <b>人工审核</b>"):
         assert text in body, text
     assert "pt_qrCode" in body  # the code stays beside its name
     assert "Approve — pass" not in body
