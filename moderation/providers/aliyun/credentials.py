@@ -20,6 +20,7 @@ from __future__ import annotations
 import calendar
 import configparser
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -601,12 +602,12 @@ class SdkProvider:
 
 _BUILDERS: dict[str, Callable[..., CredentialsProvider]] = {
     "default": default_chain,
-    "environment": lambda **kw: EnvironmentProvider(kw.get("environ")),
+    "environment": EnvironmentProvider,
     "oidc_role_arn": OidcRoleProvider,
     "cli_profile": CliProfileProvider,
     "profile": ProfileProvider,
     "ecs_ram_role": EcsRamRoleProvider,
-    "sdk": lambda **kw: SdkProvider(),
+    "sdk": SdkProvider,
 }
 _shared: dict[str, CredentialsProvider] = {}
 _shared_lock = threading.Lock()
@@ -619,6 +620,11 @@ def check_spec(spec: Any) -> str | None:
     kind = spec.get("type") if isinstance(spec, Mapping) else spec
     if kind not in KINDS:
         return f"CREDENTIALS {kind!r} is not one of {', '.join(KINDS)}"
+    if isinstance(spec, Mapping):
+        accepted = set(inspect.signature(_BUILDERS[kind]).parameters)
+        unknown = sorted(set(spec) - accepted - {"type"})
+        if unknown:
+            return f"CREDENTIALS {kind!r} takes no {', '.join(unknown)}"
     return None
 
 

@@ -247,14 +247,14 @@ def test_ecs_role_refreshes_before_expiry(metadata):
     clock = Clock(metadata.expiration - 3600)
     provider = EcsRamRoleProvider(metadata_url=metadata.url, clock=clock)
     first = provider.get_credentials()
-    clock.now = metadata.expiration - creds.REFRESH_MARGIN - 1  # still fresh enough
+    clock.now = metadata.expiration - 360  # six minutes left: still fresh enough
     assert provider.get_credentials() is first
     assert metadata.count("GET", f"/latest/meta-data/ram/security-credentials/{ROLE}") == 1
     # the service rotated; inside the margin the provider asks again
     metadata.credentials = {"AccessKeyId": "STS.rotated", "AccessKeySecret": "s2",
                             "SecurityToken": "t2"}
     metadata.expiration += 3600
-    clock.now = first.expiration - creds.REFRESH_MARGIN + 1
+    clock.now = first.expiration - 240  # four minutes left: renewed before they expire
     second = provider.get_credentials()
     assert (second.access_key_id, second.security_token) == ("STS.rotated", "t2")
     assert metadata.count("GET", f"/latest/meta-data/ram/security-credentials/{ROLE}") == 2
@@ -558,3 +558,17 @@ def test_green_roa_sends_the_token(emulator, metadata, image_server):
     with pytest.raises(AuthError, match="InvalidSecurityToken"):
         provider.submit(Media(name="qr", kind="image", url=f"{image_server}/qrcode.jpg"),
                         ModerationRequest(data_id="d1"))
+
+
+def test_unknown_arguments_are_reported_not_crashed_on(monkeypatch):
+    spec = {"type": "ecs_ram_role", "rolename": ROLE}
+    assert creds.check_spec(spec) == "CREDENTIALS 'ecs_ram_role' takes no rolename"
+    with pytest.raises(CredentialsError, match="takes no rolename"):
+        provider_for(spec)
+    assert creds.check_spec({"type": "profile", "path": "/x", "profile": "ci"}) is None
+    # keys from the environment through the chain: the account is the AccessKey id
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", AK_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", AK_SECRET)
+    provider = GuardrailsProvider("g", {"CREDENTIALS": "default"})
+    assert provider.account == f"green-cip:{AK_ID}"
+    assert provider.credentials() == (AK_ID, AK_SECRET, None)
