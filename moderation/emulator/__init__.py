@@ -1,10 +1,10 @@
 """A local stand-in for Alibaba Cloud Content Moderation that the official SDKs can call.
 
 The emulator speaks the real wire protocols (shared/specs/aliyun-protocol.md): it verifies
-every signature with :mod:`moderation.providers.aliyun.signing` (§5.1, §6, §3.1), answers
-gateway errors exactly as the API gateway does (§8.1) and moderates with the offline
-``local`` provider, so the official SDKs and our own client can be tested end to end with
-no account, no network and no cost.
+every signature with its own :mod:`.verify` (§5.1, §6, §3.1; written apart from the client's
+signer so the two cannot share a mistake), answers gateway errors exactly as the API gateway
+does (§8.1) and moderates with the offline ``local`` provider, so the official SDKs and our
+own client can be tested end to end with no account, no network and no cost.
 
 It serves Content Moderation 2.0 (``ImageModeration``, ``VideoModeration`` / ``Result`` /
 ``Cancel``, 2022-03-02, §4), Content Moderation 1.0 (``/green/image/scan``, image and video
@@ -30,9 +30,9 @@ or from Python (tests)::
     ...  # Config(endpoint=running.endpoint, protocol="http") for the 2.0 SDK
     running.stop()
 
-Pieces: :mod:`.config` (keys and limits), :mod:`.app` (the WSGI app: read, verify,
-route, limits, faults), :mod:`.guardrails` / :mod:`.guardrails_video` (2.0),
-:mod:`.green` / :mod:`.green_video` (1.0), :mod:`.imm` (IMM), :mod:`.video_tasks` (fetch,
-analyse, retain, serve files, call back: shared by the three), :mod:`.tasks` (the task
-store), :mod:`.server` (a threaded ``wsgiref`` server).
+Pieces: :mod:`.config` (keys and limits), :mod:`.verify` (the gateway's signature checks),
+:mod:`.app` (the WSGI app: read, verify, route, limits, faults), :mod:`.guardrails` /
+:mod:`.guardrails_video` (2.0), :mod:`.green` / :mod:`.green_video` (1.0), :mod:`.imm`
+(IMM), :mod:`.video_tasks` (fetch, analyse, retain, serve files, call back: shared by the
+three), :mod:`.tasks` (the task store), :mod:`.server` (a threaded ``wsgiref`` server).
 """
