@@ -10,6 +10,8 @@ silence on that slice proves nothing: such a slice is *marked* in the console an
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
+
 # Below this probability (0..1) the detected language, and so the transcript, is doubtful.
 LOW_CONFIDENCE = 0.5
 # The languages the text rules read (providers/local/text_rules.py: English and Chinese). A
@@ -28,9 +30,9 @@ def doubt(language: str, confidence: float | None) -> str:
     if not language:
         return ""
     if confidence is not None and confidence < LOW_CONFIDENCE:
-        return "low language confidence"
+        return gettext("low language confidence")  # shown in the console: translated
     if language.split("-")[0].casefold() not in RULE_LANGUAGES:
-        return "a language the text rules do not read"
+        return gettext("a language the text rules do not read")
     return ""
 
 
