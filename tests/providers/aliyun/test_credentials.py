@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +44,7 @@ from moderation.providers.aliyun.credentials import (
 )
 from moderation.providers.aliyun.green import GreenProvider
 from moderation.providers.aliyun.guardrails import GuardrailsProvider
-from tests.conftest import SAMPLES, emulator_fixture
+from tests.conftest import ROOT, SAMPLES, emulator_fixture
 
 pytestmark = pytest.mark.usefixtures("no_proxy", "clean_env")
 
@@ -467,6 +469,22 @@ def test_sdk_adapter_reads_the_official_client():
     found = SdkProvider(client).get_credentials()
     assert (found.access_key_id, found.access_key_secret, found.security_token) == (
         STS_ID, STS_SECRET, STS_TOKEN)
+
+
+def test_sdk_default_chain_in_a_fresh_process(clean_env):
+    """CREDENTIALS "sdk": the official default chain, which reads the environment once at
+    import, hence a process of its own."""
+    pytest.importorskip("alibabacloud_credentials", reason="the aliyun-credentials extra")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(clean_env),
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": AK_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": AK_SECRET,
+           "ALIBABA_CLOUD_SECURITY_TOKEN": STS_TOKEN,
+           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    code = ("from moderation.providers.aliyun.credentials import provider_for\n"
+            "c = provider_for('sdk').get_credentials()\n"
+            "print(c.access_key_id, c.access_key_secret, c.security_token, c.provider)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.split() == [AK_ID, AK_SECRET, STS_TOKEN, "sdk/default/env"]
 
 
 # --- configuration ----------------------------------------------------------------------------
