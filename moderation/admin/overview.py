@@ -28,9 +28,9 @@ VIEW = "moderation.view_job"
 
 #: chart size in SVG units (the SVG scales to the page's width)
 WIDTH, HEIGHT = 720, 180
-LEFT, BOTTOM, TOP, RIGHT = 44, 22, 8, 8
+LEFT, BOTTOM, TOP, RIGHT = 48, 24, 10, 12
 #: at most this many day labels under a chart
-MAX_X_LABELS = 10
+MAX_X_LABELS = 6
 
 VERDICT_SERIES = (
     ("auto_pass", gettext_lazy("passed automatically"), "#2e7d32"),
@@ -216,7 +216,7 @@ def charts(figures: dict) -> dict[str, Chart]:
 
 def moderator_bars(moderators: list[data.ModeratorFigures]) -> Chart:
     """Horizontal bars, one per moderator: approvals then rejections."""
-    row_h, name_w = 22, 150
+    row_h, name_w = 30, 150
     height = TOP + BOTTOM + row_h * max(len(moderators), 1)
     most = max((m.total for m in moderators), default=0) or 1
     plot_w = WIDTH - name_w - RIGHT - 40
