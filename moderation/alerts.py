@@ -221,7 +221,9 @@ def notify_uploader(job: Job, decision: str) -> bool:
 
 @receiver(review_resolved, dispatch_uid="moderation.alerts.notify_uploader")
 def _on_review_resolved(sender, job: Job, decision: str, **kwargs: Any) -> None:
-    if moderation_settings.NOTIFY_UPLOADER:
+    # Only the two human verdicts: another value (a future "undone") is not a decision.
+    if moderation_settings.NOTIFY_UPLOADER and decision in (Decision.APPROVED,
+                                                           Decision.REJECTED):
         notify_uploader(job, decision)
 
 
