@@ -79,7 +79,7 @@ def _sm3_openssl() -> Callable[[bytes], str] | None:
 
 def _sm3_cryptography() -> Callable[[bytes], str] | None:
     try:
-        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - optional (cryptography): SM3 fallback
     except ImportError:
         return None
     if not hasattr(hashes, "SM3"):

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import NotSupported
-from .whisper_models import DEFAULT_MODEL
+from .whisper_models import DEFAULT_MODEL, model_path
 
 # The speech path's logger, as before the split, so logging configuration keeps applying.
 logger = logging.getLogger(f"{__package__}.speech")
@@ -105,7 +105,7 @@ class PocketSphinxRecogniser:
 
     def load(self) -> Any:
         if self._decoder is None:
-            from pocketsphinx import Decoder
+            from pocketsphinx import Decoder  # noqa: PLC0415 - optional, heavy (pocketsphinx)
 
             self._decoder = Decoder(samprate=RATE, loglevel=POCKETSPHINX_LOGLEVEL)
         return self._decoder
@@ -163,7 +163,7 @@ class WhisperRecogniser:
                 code="asr_unavailable",
             )
         try:
-            import faster_whisper  # noqa: F401
+            import faster_whisper  # noqa: F401, PLC0415 - optional, heavy (faster-whisper)
         except ImportError as exc:
             raise NotSupported(
                 "the whisper recogniser needs faster-whisper: pip install faster-whisper "
@@ -182,8 +182,6 @@ class WhisperRecogniser:
 
     def load(self) -> Any:
         if self._model is None:
-            from .whisper_models import model_path
-
             path = str(model_path(self.model_name, self.model_dir)) if self.model_name else (
                 self.model_path
             )
@@ -292,7 +290,7 @@ def _detect_language(model: Any, audio: NDArray[np.float32]) -> tuple[str, float
     The window is the one transcription then encodes first, so the encoder output is reused
     (:func:`_model_class`); faster-whisper's own detection pads it differently.
     """
-    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.audio import pad_or_trim  # noqa: PLC0415 - optional, heavy (faster-whisper)
 
     features = model.feature_extractor(audio)
     content = features.shape[-1] - 1  # as faster-whisper's transcription counts frames
@@ -313,7 +311,7 @@ def _model_class() -> type:
     entry, ~3 MB; the recogniser's lock serialises its use).
     """
     if not _model_classes:
-        from faster_whisper import WhisperModel
+        from faster_whisper import WhisperModel  # noqa: PLC0415 - optional, heavy (faster-whisper)
 
         class ReusingEncoder(WhisperModel):
             _last: tuple[bytes, Any] | None = None
@@ -421,7 +419,7 @@ class KeywordSpotter:
 
     def _load(self) -> Any:
         if self._decoder is None:
-            from pocketsphinx import Decoder
+            from pocketsphinx import Decoder  # noqa: PLC0415 - optional, heavy (pocketsphinx)
 
             # lm=None: no language model, only the dictionary and the acoustic model.
             self._decoder = Decoder(samprate=RATE, lm=None, loglevel=POCKETSPHINX_LOGLEVEL)

@@ -43,7 +43,7 @@ def asr_errors(alias: str, options: dict[str, Any]) -> list[CheckMessage]:
     """E021: the speech recogniser the local provider's OPTIONS ask for cannot be built."""
     # asr imports numpy: optional here (E009 reports it missing), so imported on use.
     try:
-        from .asr import recogniser_key
+        from .asr import recogniser_key  # noqa: PLC0415 - asr imports numpy (local extra), which E009 reports missing
     except ImportError:
         return []
     try:

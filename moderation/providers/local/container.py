@@ -126,7 +126,7 @@ def check_playlist(source: Source) -> None:
 
 def open_container(source: Source) -> Any:
     """An av container over the file, with the demuxer and protocol allow-lists."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     if not isinstance(source, str | os.PathLike):
         source.seek(0)
@@ -206,7 +206,7 @@ def _scan_packets(
     container: Any, video: Any, origin: float, max_duration: float | None = None
 ) -> tuple[list[float], dict[Any, float]]:
     """Keyframe times of the video stream, and where each stream's packets end."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
 
     keyframes: list[float] = []

@@ -162,7 +162,7 @@ def pdq_hash(bgr: BgrImage) -> tuple[str, int]:
     36-megapixel photo hashed at 4096 or 2048 px moved 2 bits from its full-size hash
     (the match threshold is 31), a 320-px thumbnail moves 14-16 (ENGINE-NOTES 7).
     """
-    import pdqhash
+    import pdqhash  # noqa: PLC0415 - local extra, C extension loaded on the first hash
 
     height, width = bgr.shape[:2]
     scale = PDQ_MAX_SIDE / max(height, width)
@@ -213,7 +213,7 @@ class LocalEngine:
         self._ocr_lock = threading.Lock()
 
     def _load_ocr(self) -> Any:
-        from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - heavy, local extra (RapidOCR)
 
         _cv2()
         # "max": never upscale; the caller downscales to ocr_width (P5).

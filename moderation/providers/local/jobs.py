@@ -26,7 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...conf import DEFAULTS
+from ...labels import risk_of
 from ..result import Frame, Label, Result, Slice, worst_risk
+from .decode import make_thumbnail
+from .engine import EngineConfig, _cv2
 from .pool import PARALLELISM, FrameOutcome, analyse_frame, default_workers
 
 BgrImage = NDArray[np.uint8]
@@ -106,8 +109,6 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
 
 def engine_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The options the image engine reads (a small dict to send to worker processes)."""
-    from .engine import EngineConfig
-
     keys = {spec.name for spec in fields(EngineConfig)}
     return {k: v for k, v in (options or {}).items() if k in keys}
 
@@ -159,8 +160,6 @@ def timed_iter(items: Iterator[Any], times: StageTimes, stage: str) -> Iterator[
 
 def fingerprint(bgr: BgrImage) -> NDArray[np.uint8]:
     """The frame in grey at 64x36 (cell means), for :func:`distance`."""
-    from .engine import _cv2
-
     cv2 = _cv2()
     small = cv2.resize(bgr, FINGERPRINT_SIZE, interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -173,8 +172,6 @@ def distance(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> int:
 
 def shrink(bgr: BgrImage, size: int) -> BgrImage:
     """A copy that fits in ``size`` x ``size``, kept until the frame's risk is known."""
-    from .engine import _cv2
-
     height, width = bgr.shape[:2]
     scale = min(1.0, size / max(height, width))
     if scale == 1.0:
@@ -270,8 +267,6 @@ class FrameDispatcher:
         risk = worst_risk(label.risk_level for label in labels)
         image = None
         if risk != "none" or self.options.thumbnail_all_frames:
-            from .decode import make_thumbnail
-
             with self.times.measure("thumbnail"):
                 image = make_thumbnail(pending.small, self.options.thumbnail_size)
         record: dict[str, Any] = {"offset": pending.offset, "analysed": analysed}
@@ -294,8 +289,6 @@ class FrameDispatcher:
 
 def rescore(labels: list[Label]) -> list[Label]:
     """Copies with the risk level under this process's settings (LABELS overrides)."""
-    from ...labels import risk_of
-
     return [replace(lbl, risk_level=risk_of(lbl.label, lbl.confidence)) for lbl in labels]
 
 

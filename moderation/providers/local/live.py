@@ -145,7 +145,7 @@ def open_stream(url: str, protocols: str, opts: VideoOptions,
                 guard: Guard | None = None) -> Any:
     """The opened container; ``forbidden_address`` when the guard refused a hop on the way,
     ``stream_timeout`` or ``stream_unavailable`` otherwise."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     started = time.monotonic()
     options = {"protocol_whitelist": protocols, "format_whitelist": LIVE_FORMATS,
@@ -245,7 +245,7 @@ class _LiveJob:
     def _read(
         self, container: Any, executor: Executor, dispatcher: FrameDispatcher
     ) -> Iterator[Result]:
-        import av
+        import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
         clock = _Clock(container, self._streams(container))
         try:
@@ -277,7 +277,7 @@ class _LiveJob:
 
     def _streams(self, container: Any) -> list[Any]:
         """The first video stream (B-frames skipped, as for files) and the audio if wanted."""
-        import av
+        import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
         streams = [*container.streams.video[:1]]
         if self.audio and container.streams.audio:
@@ -353,7 +353,7 @@ class _LiveJob:
 def _decode(packet: Any) -> list[Any]:
     """Frames of a packet (an empty one drains the decoder at the end); a broken packet is
     skipped, as players do: a live stream goes on."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     try:
         return packet.decode()

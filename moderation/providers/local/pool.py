@@ -28,6 +28,7 @@ import atexit
 import multiprocessing
 import multiprocessing.util
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -38,10 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from numpy.typing import NDArray
 
 from ..errors import ProviderError
 from ..result import Label, Slice
+from .engine import get_engine
+from .speech import analyse_speech, get_recogniser
+from .textgate import may_have_text
 
 AUTO, PROCESSES, THREADS = "auto", "processes", "threads"
 PARALLELISM = (AUTO, PROCESSES, THREADS)
@@ -162,8 +167,6 @@ def shutdown_pools() -> None:
 def _init_child(owner_pid: int | None = None) -> None:
     """Tie a fresh child's life to the process that owns the pool, and give it usable
     settings: risk_of reads MODERATION (redone in the parent)."""
-    from django.conf import settings
-
     if owner_pid is not None:
         exit_with(owner_pid)
 
@@ -198,8 +201,6 @@ def _watch_owner(owner_pid: int) -> None:
         while _alive(owner_pid):
             time.sleep(1.0)
     else:
-        import select
-
         select.select([pidfd], [], [])
     os._exit(0)  # no cleanup: the owner, and so this child's work, is gone
 
@@ -230,14 +231,10 @@ def analyse_frame(
     ``engine_options`` carries the site's ``detectors`` specs: a pool child builds its
     detectors from them (it has none of the parent's state), once per configuration.
     """
-    from .engine import get_engine
-
     wall, cpu = time.perf_counter(), time.thread_time()
     engine = get_engine(engine_options)
     gated = False
     if ocr_gate and engine.needs_text(scenes):
-        from .textgate import may_have_text
-
         gated = not may_have_text(bgr)
     labels, details = engine.analyse_image(bgr, scenes, libraries, keywords,
                                            read_text=not gated)
@@ -256,8 +253,6 @@ def analyse_audio(
     options: Mapping[str, Any],
     offset: float = 0.0,
 ) -> SpeechOutcome:
-    from .speech import analyse_speech
-
     wall, cpu = time.perf_counter(), time.thread_time()
     slices = analyse_speech(pcm, keywords=keywords, options=dict(options), offset=offset)
     return SpeechOutcome(slices, time.thread_time() - cpu, time.perf_counter() - wall)
@@ -265,9 +260,6 @@ def analyse_audio(
 
 def warm_up(engine_options: Mapping[str, Any], speech_options: Mapping[str, Any]) -> float:
     """Load the image models and the recogniser in this worker; returns the seconds taken."""
-    from .engine import get_engine
-    from .speech import get_recogniser
-
     start = time.perf_counter()
     get_engine(engine_options).warm_up()
     get_recogniser(dict(speech_options)).load()

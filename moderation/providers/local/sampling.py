@@ -92,7 +92,7 @@ def sample_frames(
     source: Source, info: VideoInfo, offsets: list[float], stats: DecodeStats
 ) -> Iterator[tuple[float, BgrImage]]:
     """(offset, BGR frame) for each offset, in order, decoded the cheapest way (module doc)."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     interval = offsets[1] - offsets[0] if len(offsets) > 1 else info.duration
     stats.strategy = stats.strategy or choose_strategy(info, interval)
@@ -146,7 +146,7 @@ def _video_stream(container: Any, skip_bidir: bool) -> Any:
 
 def _decode(stream: Any, packet: Any, stats: DecodeStats) -> list[Any]:
     """Frames of one packet; a broken packet is counted and skipped, as players do."""
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     try:
         return stream.decode(packet)

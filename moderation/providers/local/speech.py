@@ -159,7 +159,7 @@ def iter_pcm(
     Memory does not grow with the file's length. Past ``max_duration`` seconds of decoded
     audio the file fails with ``too_long`` (its header may have declared less).
     """
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     if source_size(source) == 0:
         raise MediaError("the file is empty", code="empty_file")
@@ -186,7 +186,7 @@ def _decode_chunks(
     max_duration: float | None,
     chunk: int,
 ) -> Iterator[Pcm]:
-    import av
+    import av  # noqa: PLC0415 - heavy, local extra (PyAV)
 
     origin = (container.start_time or 0) / av.time_base  # MPEG-TS clocks start anywhere
     if start:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .engine import _cv2
+
 SCALES = (640, 214)  # working widths: normal text, then big titles
 MIN_EDGE = 32  # gradient below this is noise or a soft gradient, whatever Otsu says
 BUSY = 0.02  # share of edge pixels above which the frame gets OCR without a question
@@ -37,8 +39,6 @@ BRIDGE = 9  # pixels between letters that a closing bridges
 
 def text_evidence(bgr: NDArray[np.uint8]) -> str:
     """Why the frame may hold text (``"chars640:12"``), or ``""`` when it cannot."""
-    from .engine import _cv2
-
     cv2 = _cv2()
     height, width = bgr.shape[:2]
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)

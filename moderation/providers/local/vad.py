@@ -54,7 +54,7 @@ class VadStream:
     """
 
     def __init__(self) -> None:
-        from pocketsphinx import Endpointer
+        from pocketsphinx import Endpointer  # noqa: PLC0415 - optional, heavy (pocketsphinx)
 
         self._endpointer = Endpointer(sample_rate=RATE)
         self._rest = b""

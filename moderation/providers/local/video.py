@@ -31,6 +31,7 @@ from typing import Any
 from ..errors import MediaError
 from ..result import Frame, Result, Slice
 from .container import Source, VideoInfo, check_size, probe
+from .decode import decode_image
 from .duration import check_declared
 from .jobs import (
     FrameDispatcher,
@@ -51,6 +52,7 @@ from .sampling import (
     sample_offsets,
     sample_step,
 )
+from .speech import CHUNK_SECONDS, RATE, iter_pcm
 from .speech_stream import SPEECH_PIECE, PieceStats, speech_pieces_of
 
 __all__ = ["VideoInfo", "analyse_frames", "analyse_video", "probe", "stream_live"]
@@ -90,8 +92,6 @@ def analyse_video(
     audio_stats = PieceStats()
     pieces = None
     if audio and info.has_audio:
-        from .speech import iter_pcm
-
         chunks = iter_pcm(source, max_duration=opts.max_file_duration)
         pieces = speech_pieces_of(chunks, SPEECH_PIECE, audio_stats)
     task = FrameTask(list(scenes), libraries, keywords, engine_options(options), opts.ocr_gate)
@@ -144,8 +144,6 @@ def analyse_frames(
 
 def _decode_frames(frames: list[tuple[float, bytes]]) -> Iterator[tuple[float, Any]]:
     """Each image decoded when its turn comes (one full frame in memory at a time)."""
-    from .decode import decode_image
-
     for offset, data in frames:
         try:
             bgr = decode_image(
@@ -213,7 +211,6 @@ def speech_pieces(pcm: Any, piece: float = SPEECH_PIECE) -> list[tuple[float, An
     """
     if pcm is None or not pcm.size:
         return []
-    from .speech import CHUNK_SECONDS, RATE
 
     if len(pcm) / RATE <= 1.5 * piece:
         return [(0.0, pcm)]

@@ -130,7 +130,7 @@ _cv2_ready = False
 def cv2_module() -> Any:
     """cv2, with its thread pool set to one thread once per process (fork deadlock, P2)."""
     global _cv2_ready
-    import cv2
+    import cv2  # noqa: PLC0415 - heavy, local extra (OpenCV)
 
     if not _cv2_ready:
         with _cv2_lock:
@@ -146,7 +146,7 @@ def session_options(threads: int = 1) -> Any:
     One process per core beats more threads per process on these small models (P3, P5);
     spinning threads hurt on a busy shared machine (P14).
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415 - heavy, local extra (onnxruntime)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -89,8 +89,8 @@ class NudityDetector:
         self.model: LazyModel[Any] = LazyModel(self._load)
 
     def _load(self) -> Any:
-        import nudenet
-        import onnxruntime as ort
+        import nudenet  # noqa: PLC0415 - heavy, local extra (NudeNet)
+        import onnxruntime as ort  # noqa: PLC0415 - heavy, local extra (onnxruntime)
 
         cv2_module()
         detector = nudenet.NudeDetector(inference_resolution=self.resolution)

@@ -16,6 +16,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from .base import NEEDS, Detector, canonical_scene
+from .builtin import NudityDetector, QrDetector, TextRulesDetector
 
 DetectorSpec = tuple[str, str]
 
@@ -114,7 +115,5 @@ def covered_scenes(detectors: Iterable[Detector]) -> set[str]:
 def configured(value: Any) -> list[Detector]:
     """The built-ins and the detectors ``value`` (a ``DETECTORS`` list) names, constructed
     as a worker would (no model loaded); errors as :func:`build`. For checks and docs."""
-    from .builtin import NudityDetector, QrDetector, TextRulesDetector
-
     return build_all(normalize_specs(value), [NudityDetector(), QrDetector(),
                                               TextRulesDetector()])

@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 
 from ....labels import make_label
-from .base import PIXELS, Detection, FrameInput, LazyModel, canonical_scene, cv2_module
+from .base import (
+    PIXELS,
+    Detection,
+    FrameInput,
+    LazyModel,
+    canonical_scene,
+    cv2_module,
+    session_options,
+)
 
 OUTPUTS = ("probabilities", "logits", "sigmoid")
 
@@ -83,9 +91,8 @@ class OnnxClassifier:
         self.session: LazyModel[Any] = LazyModel(self._load)
 
     def _load(self) -> Any:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415 - heavy, local extra (onnxruntime)
 
-        from .base import session_options
 
         return ort.InferenceSession(self.model_path, sess_options=session_options(self.threads),
                                     providers=["CPUExecutionProvider"])

