@@ -3,6 +3,8 @@ from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext_lazy as _
 
+from .schedule import ensure_sweeper_schedule
+
 
 class ModerationConfig(AppConfig):
     name = "moderation"
@@ -10,8 +12,8 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import alerts, checks  # noqa: F401 - registers the system checks, receivers
-        from .schedule import ensure_sweeper_schedule
+        # Django's pattern: what registers receivers is imported once the apps are ready.
+        from . import alerts, checks, handlers  # noqa: F401, PLC0415 - register system checks, receivers
 
         # Each installed app may have a moderation.py that calls moderation.register().
         autodiscover_modules("moderation")

@@ -54,23 +54,24 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.db import DatabaseError, models
 from django.utils.module_loading import import_string
 
 from . import taskqueue
 from .alerts import settings_problems as alert_settings_problems
 from .conf import DEFAULTS, moderation_settings
+from .health import auth_failures
 from .labels import validate_overrides
+from .media_url import public_url_for
+from .providers import get_provider
 from .providers.base import Provider, ProviderContext
 from .providers.result import RISK_LEVELS, SUGGESTIONS
-from .registry import validate_frame_options
+from .registry import registry, validate_frame_options
 from .remote import is_loopback_host
 from .serving import DELIVERY_MODES
 
 
 def _provider_aliases_in_use() -> dict[str, str]:
-    from .registry import registry
-
     used = {moderation_settings.DEFAULT_PROVIDER: "MODERATION['DEFAULT_PROVIDER']"}
     for reg in registry:
         if reg.provider:
@@ -275,8 +276,6 @@ def _check_max_duration():
 def _registered_live_fields() -> list[str]:
     """``app.Model.field`` of every registered field that may hold a live stream: one of
     kind ``live``, a StreamURLField, or a URL field whose kind is guessed per value."""
-    from .registry import registry
-
     found = []
     for reg in registry:
         for name in reg.fields:
@@ -332,7 +331,7 @@ def _check_allowed_networks():
 def _check_sm3():
     """W017: SM3 callback checksums through the pure-Python fallback cost seconds per MiB
     (providers/aliyun/checksum.py; bench/callbacks.py)."""
-    from .providers.aliyun.checksum import SM3_IMPLEMENTATION
+    from .providers.aliyun.checksum import SM3_IMPLEMENTATION  # noqa: PLC0415 - loads cryptography (aliyun extra)
 
     if SM3_IMPLEMENTATION != "python":
         return []
@@ -371,9 +370,6 @@ def check_fetchable_fields(app_configs=None, **kwargs):
     """E012: a remote provider (``needs_url``) fetches media by URL; a registered field whose
     storage gives no absolute URL, while PUBLIC_BASE_URL is unset (or the storage is not the
     default one, the only one the signed view serves), can never be moderated."""
-    from .media_url import public_url_for
-    from .providers import get_provider
-    from .registry import registry
 
     errors = []
     for reg in registry:
@@ -405,9 +401,8 @@ def check_detectors(app_configs=None, **kwargs):
     """E020: the local engine's DETECTORS (setting, provider OPTIONS, registration options)
     must build in a worker; W004: scenes asked of the local provider that no configured
     detector covers would be skipped (listed in the job's ``ignored_scenes``) and pass."""
-    from .providers.local import LocalProvider
-    from .providers.local.detectors import canonical_scene
-    from .registry import registry
+    from .providers.local import LocalProvider  # noqa: PLC0415 - with the detectors below
+    from .providers.local.detectors import canonical_scene  # noqa: PLC0415 - numpy (local extra)
 
     def detectors_of(options: dict, default) -> object:
         return options["detectors"] if options.get("detectors") is not None else default
@@ -448,7 +443,7 @@ def check_detectors(app_configs=None, **kwargs):
 
 
 def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
-    from .providers.local.detectors.config import configured, covered_scenes
+    from .providers.local.detectors.config import configured, covered_scenes  # noqa: PLC0415 - numpy
 
     try:
         return covered_scenes(configured(value))
@@ -467,10 +462,6 @@ def check_provider_auth(app_configs=None, databases=None, **kwargs):
     """W003: recent authentication failures (moderation/health.py), one warning each."""
     if not databases:
         return []
-    from django.db import DatabaseError
-
-    from .health import auth_failures
-
     try:
         failures = auth_failures()
     except DatabaseError:  # not migrated yet: nothing to report

@@ -163,7 +163,5 @@ moderation_settings = ModerationSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting in ("MODERATION", "STORAGES", "BASE_DIR", "MEDIA_ROOT"):
         moderation_settings.reload()
-        from . import providers, storage
-
-        providers.get_provider.cache_clear()
-        storage.reset()
+        # What caches objects built from these settings (providers, the evidence storage)
+        # connects its own receiver, called after this one: conf imports nothing of the app.

@@ -31,9 +31,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import leases
+from . import leases, libraries, taskqueue
 from .claims import ClaimedByOther, held_by_other
 from .conf import moderation_settings
+from .imaging import matches_libraries_itself
+from .media import is_url, stored_name
+from .media_url import public_url_for
 from .models import Decision, FeedbackRequest, Frame, FrameLabel, HashEntry, Job, ReviewEvent
 from .providers import (
     AuthError,
@@ -109,9 +112,10 @@ def retry(feedback: FeedbackRequest, actor=None) -> FeedbackRequest:
 
 
 def enqueue(feedback_id: int) -> None:
-    from . import tasks
-
-    tasks.enqueue_feedback(feedback_id)
+    """Queue the delivery (``moderation.tasks.send_feedback``, named by path: the tasks
+    module imports this one, not the other way round)."""
+    taskqueue.enqueue("moderation.tasks.send_feedback", feedback_id,
+                      name=f"moderation-feedback-{feedback_id}")
 
 
 def sweep(now=None) -> int:
@@ -182,9 +186,7 @@ def send(feedback_id: int) -> str:
 def _library_answers(provider) -> bool:
     """Whether local hash entries change this provider's answers: the local engine
     consults them itself; other providers through the pre-check."""
-    from .providers.local import LocalProvider
-
-    return isinstance(provider, LocalProvider) or bool(moderation_settings.LIBRARY_PRECHECK)
+    return matches_libraries_itself(provider) or bool(moderation_settings.LIBRARY_PRECHECK)
 
 
 def _retry_later(feedback: FeedbackRequest, error: ModerationError) -> str:
@@ -248,8 +250,6 @@ def _labels_of(feedback: FeedbackRequest, frames: list[Frame]) -> list[str]:
 def add_to_library(feedback: FeedbackRequest) -> dict[str, Any]:
     """Add the chosen frames' PDQ hashes to the allow or the block list; idempotent (an
     entry already on that list is kept as it is). Returns what was done, for the log."""
-    from . import libraries
-
     job = feedback.job
     frames = chosen_frames(feedback)
     approved = feedback.decision == Decision.APPROVED
@@ -304,9 +304,6 @@ def send_to_provider(feedback: FeedbackRequest, provider) -> dict[str, Any]:
 def media_url(job: Job) -> str | None:
     """The URL the provider fetched the media from: a fresh signed URL of the site's
     upload (never an evidence file), the job's own URL for ad-hoc URL jobs, else None."""
-    from .media import is_url, stored_name
-    from .media_url import public_url_for
-
     if job.is_adhoc:
         return job.file_name if is_url(job.file_name) else None
     instance = job.content_object

@@ -100,3 +100,8 @@ def moderate_changed_fields(sender, instance, created, raw=False, update_fields=
 
 def cancel_jobs_of_deleted(sender, instance, **kwargs) -> None:
     pipeline.cancel_object_jobs(instance, reason="the object was deleted")
+
+
+# The registry calls these for every model registered (and unregistered) from now on, and
+# for those registered before this module was imported (AppConfig.ready imports it).
+registry.subscribe(connect, disconnect)

@@ -16,7 +16,9 @@ them as they are; :func:`label_name` translates one for display.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext, gettext_noop
 
 from .providers.result import RISK_LEVELS, Label
@@ -86,8 +88,6 @@ def rule_for(label: str) -> LabelRule:
     weighs what the same words said weigh), else its suffix's. ``LABELS`` overrides by the
     label's own name first, then by its family's (``{"contraband": ...}`` covers
     ``contraband_drug_tii`` too)."""
-    from .conf import moderation_settings
-
     family = family_of(label)
     base = DEFAULT_LABELS.get(label)
     if base is None and family in DEFAULT_LABELS:
@@ -98,7 +98,7 @@ def rule_for(label: str) -> LabelRule:
             (rule for suffix, rule in SUFFIX_RULES.items() if label.endswith(suffix)),
             UNKNOWN_RULE,
         )
-    overrides = moderation_settings.LABELS or {}
+    overrides = label_overrides()
     override = overrides.get(label) or overrides.get(family)
     if override:
         base = LabelRule(
@@ -107,6 +107,12 @@ def rule_for(label: str) -> LabelRule:
             description=override.get("description", base.description),
         )
     return base
+
+
+def label_overrides() -> dict[str, dict[str, Any]]:
+    """``MODERATION["LABELS"]``, read from the settings directly: this module is a value
+    table that imports nothing else of the app (not ``conf``), so providers may use it."""
+    return (getattr(settings, "MODERATION", None) or {}).get("LABELS") or {}
 
 
 def risk_of(label: str, confidence: float) -> str:

@@ -6,10 +6,13 @@ import hashlib
 import mimetypes
 from pathlib import PurePosixPath
 
+from django.core.files.base import ContentFile
 from django.db import models
 from django.db.models.fields.files import FieldFile
+from django.utils import timezone
 
 from .providers.base import Media
+from .storage import evidence_storage, save_evidence
 
 STREAM_SCHEMES = ("rtmp://", "rtmps://", "rtsp://", "srt://")
 STREAM_SUFFIXES = (".m3u8", ".flv")
@@ -88,11 +91,6 @@ def _media_from_storage(storage, name: str, kind: str) -> Media:
 
 
 def save_adhoc_input(data_id: str, name: str, content: bytes) -> str:
-    from django.core.files.base import ContentFile
-    from django.utils import timezone
-
-    from .storage import save_evidence
-
     day = timezone.now().strftime("%Y/%m/%d")
     safe = PurePosixPath(name).name or "input"
     return save_evidence(f"inputs/{day}/{data_id}/{safe}", ContentFile(content))
@@ -100,8 +98,6 @@ def save_adhoc_input(data_id: str, name: str, content: bytes) -> str:
 
 def adhoc_media(job) -> Media:
     """The Media of a job without a content object (see pipeline.create_adhoc_job)."""
-    from .storage import evidence_storage
-
     storage = evidence_storage()
     if job.media_kind == "frames":
         frames = []

@@ -17,10 +17,13 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.utils.module_loading import import_string
 
+from .conf import moderation_settings
 from .providers.base import MEDIA_KINDS
 from .providers.result import RISK_LEVELS, SUGGESTIONS
 
 ON_BLOCK_CHOICES = ("flag", "hide")
+#: called with the model class on (un)registration
+Listener = Callable[[type[models.Model]], None]
 
 
 INTERVAL_RANGE = (1, 600)  # seconds, as Alibaba's video scan
@@ -72,8 +75,6 @@ class Registration:
         return opts
 
     def provider_alias(self) -> str:
-        from .conf import moderation_settings
-
         return self.provider or moderation_settings.DEFAULT_PROVIDER
 
     def block_action(self) -> Callable[..., Any] | str:
@@ -127,8 +128,20 @@ class Registration:
 
 
 class Registry:
+    """The registered models. Who must act on a (un)registration, the model signal
+    receivers of ``handlers.py``, subscribes (:meth:`subscribe`): the registry imports none
+    of them."""
+
     def __init__(self) -> None:
         self._registry: dict[type[models.Model], Registration] = {}
+        self._listeners: list[tuple[Listener, Listener]] = []
+
+    def subscribe(self, on_register: Listener, on_unregister: Listener) -> None:
+        """Call ``on_register(model)`` for every model registered, now and from now on, and
+        ``on_unregister(model)`` when one is unregistered."""
+        self._listeners.append((on_register, on_unregister))
+        for model in list(self._registry):
+            on_register(model)
 
     def register(
         self, model: type[models.Model], fields: Iterable[str], **options: Any
@@ -142,17 +155,15 @@ class Registry:
         registration = Registration(model=model, fields=list(fields), **options)
         registration.validate()
         self._registry[model] = registration
-        from . import handlers
-
-        handlers.connect(model)
+        for on_register, _ in self._listeners:
+            on_register(model)
         return registration
 
     def unregister(self, model: type[models.Model]) -> None:
         if model not in self._registry:
             raise NotRegistered(f"{model._meta.label} is not registered")
-        from . import handlers
-
-        handlers.disconnect(model)
+        for _, on_unregister in self._listeners:
+            on_unregister(model)
         del self._registry[model]
 
     def get(self, model: type[models.Model]) -> Registration | None:

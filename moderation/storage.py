@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.signals import setting_changed
 from django.utils.functional import LazyObject, empty
 
 from .conf import moderation_settings
@@ -57,6 +58,16 @@ def get_evidence_storage() -> Storage:
 def reset() -> None:
     evidence_storage.cache_clear()
     LazyEvidence._wrapped = empty
+
+
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    """A test's ``override_settings`` may move the evidence storage: forget the old one.
+    (``conf`` clears its own cache first: it connected before this module was imported.)"""
+    if setting in ("MODERATION", "STORAGES", "BASE_DIR", "MEDIA_ROOT"):
+        reset()
+
+
+setting_changed.connect(_reset_on_change, dispatch_uid="moderation.storage.reset")
 
 
 # --- no orphans: evidence written for a transaction that fails is deleted -----------------

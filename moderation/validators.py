@@ -9,6 +9,7 @@ stream is read): the network guard vets every connection when the job runs.
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -28,8 +29,6 @@ class StreamURLValidator(URLValidator):
 
     def __call__(self, value: str) -> None:
         super().__call__(value)
-        from urllib.parse import urlsplit
-
         host = (urlsplit(value).hostname or "").strip("[]")
         try:
             address = ipaddress.ip_address(host)

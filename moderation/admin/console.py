@@ -34,7 +34,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import claims, review
+from .. import claims, feedback, review
 from ..models import Decision, Frame, Job
 from . import queue_page
 from .bulk import report_bulk_decision
@@ -213,8 +213,6 @@ class ReviewConsoleMixin:
     def feedback_view(self, request, object_id: int):
         require(request, VIEW)
         require(request, FEEDBACK)
-        from .. import feedback
-
         job = get_object_or_404(Job, pk=object_id)
         decision = request.POST.get("decision", "")
         if decision not in (Decision.APPROVED, Decision.REJECTED):

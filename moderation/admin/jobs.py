@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .. import pipeline
+from ..health import auth_failures
 from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, RiskLevel, Status
 from .console import ReviewConsoleMixin
 from .overview import OverviewMixin
@@ -161,8 +162,6 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """A provider refusing our credentials fails every job: say so above the list."""
-        from ..health import auth_failures
-
         for failure in auth_failures():
             messages.error(request, _(
                 "Provider %(provider)s refused our credentials (%(code)s): %(message)s — "

@@ -19,7 +19,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import pipeline, review
+from .. import claims, pipeline, review
+from ..feedback import request_feedback
 from ..models import AudioSlice, Frame, HashEntry, Job
 from ..operations.stats import label_counts
 from ..providers import UnknownProvider, get_provider
@@ -114,7 +115,7 @@ class JobViewSet(OutageAware, viewsets.ReadOnlyModelViewSet):
         try:
             job = review.decide(job, body.validated_data["decision"], request.user,
                                 body.validated_data.get("reason", ""))
-        except (ValueError, review.ClaimedByOther) as exc:  # unfinished, or in someone's hands
+        except (ValueError, claims.ClaimedByOther) as exc:  # unfinished, or in someone's hands
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(s.JobDetailSerializer(job, context={"request": request}).data)
 
@@ -124,8 +125,6 @@ class JobViewSet(OutageAware, viewsets.ReadOnlyModelViewSet):
     def feedback(self, request, pk=None):
         """Queue feedback to the job's provider (allow/block lists); see its status later
         in the admin. A job another moderator is reviewing answers 409, like a decision."""
-        from ..feedback import request_feedback
-
         job = self.get_object()
         body = s.FeedbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -134,7 +133,7 @@ class JobViewSet(OutageAware, viewsets.ReadOnlyModelViewSet):
             feedback = request_feedback(job, data["decision"], frame_ids=data.get("frame_ids"),
                                         scenes=data.get("scenes"), note=data.get("note", ""),
                                         actor=request.user)
-        except review.ClaimedByOther as exc:
+        except claims.ClaimedByOther as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from exc

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -218,8 +219,6 @@ class Progress:
             self._width = 0
 
     def _write(self, text: str) -> None:
-        from django.core.management.base import OutputWrapper
-
         if isinstance(self.stream, OutputWrapper):
             self.stream.write(text, style_func=str, ending="")  # plain, not error red
         else:
@@ -242,8 +241,6 @@ def _duration(seconds: float) -> str:
 @contextmanager
 def exit_2_on_bad_input() -> Iterator[None]:
     """Turn :class:`BadInput` into a one-line ``CommandError`` with exit status 2."""
-    from django.core.management.base import CommandError
-
     try:
         yield
     except BadInput as exc:

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import pipeline
+from .. import feedback, pipeline
 from ..models import UNFINISHED, FeedbackRequest, Job, Status
 from ..pipeline.jobs import lost_before
 from .common import BadInput, check_number, check_provider, chunks, selected_jobs
@@ -56,8 +56,6 @@ def poll_once(*, limit: int = 100, enqueue: bool = False, provider: str | None =
 
 
 def _feedback_pass(limit: int, enqueue: bool, now: datetime) -> Counter[str]:
-    from .. import feedback
-
     if enqueue:
         return Counter({"enqueued": feedback.sweep(now)}) if limit else Counter()
     ids = list(FeedbackRequest.objects.filter(status=FeedbackRequest.State.PENDING)

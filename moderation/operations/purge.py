@@ -38,8 +38,10 @@ from ..models import (
     Decision,
     FeedbackRequest,
     Frame,
+    FrameLabel,
     HashEntry,
     Job,
+    ReviewEvent,
     ReviewState,
 )
 from ..storage import evidence_storage
@@ -147,8 +149,6 @@ def input_names(job_ids: list[int]) -> list[str]:
 
 def _would_delete(job_ids: list[int]) -> dict[str, int]:
     """Row counts a deletion would report (the main tables), for a dry run."""
-    from ..models import FrameLabel, ReviewEvent
-
     counts = {
         Job._meta.label: len(job_ids),
         Frame._meta.label: Frame.objects.filter(job_id__in=job_ids).count(),

@@ -12,8 +12,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
+from .. import taskqueue
+from ..conf import moderation_settings
 from ..media import guess_kind, save_adhoc_input
-from ..models import UNFINISHED, Job, ReviewEvent, Status
+from ..models import UNFINISHED, Job, ReviewEvent, Status, _new_data_id
 from ..registry import Registration
 from ..retrying import resend
 
@@ -69,9 +71,6 @@ def create_adhoc_job(*, kind: str | None = None, name: str = "", content: bytes 
     The input is kept in evidence storage (private) so that a worker can read it; the job
     is enqueued when the transaction commits.
     """
-    from ..conf import moderation_settings as conf
-    from ..models import _new_data_id
-
     given = [x for x in (content is not None, bool(url), frames is not None) if x]
     if len(given) != 1:
         raise ValueError("give exactly one of content, url or frames")
@@ -91,7 +90,7 @@ def create_adhoc_job(*, kind: str | None = None, name: str = "", content: bytes 
         file_name = save_adhoc_input(data_id, name, content)
     job = Job.objects.create(
         data_id=data_id, field_name="", file_name=file_name, media_kind=kind,
-        provider=provider or conf.DEFAULT_PROVIDER, scenes=list(scenes or []),
+        provider=provider or moderation_settings.DEFAULT_PROVIDER, scenes=list(scenes or []),
         biz_type=biz_type, options=job_options,
     )
     log(job, Action.CREATED)
@@ -129,9 +128,10 @@ def _cancel(jobs, reason: str) -> int:
 
 
 def enqueue_provider_cancel(alias: str, task_id: str) -> None:
-    from .. import tasks
-
-    tasks.enqueue_provider_cancel(alias, task_id)
+    """Queue ``moderation.tasks.cancel_at_provider`` (tasks are named by path: the tasks
+    module imports the pipeline, not the other way round)."""
+    taskqueue.enqueue("moderation.tasks.cancel_at_provider", alias, task_id,
+                      name=f"moderation-cancel-{task_id}")
 
 
 def log(job: Job, action: str, reason: str = "", actor=None, **data: Any) -> ReviewEvent:
@@ -144,10 +144,13 @@ def log(job: Job, action: str, reason: str = "", actor=None, **data: Any) -> Rev
 
 def enqueue(job_id: int) -> None:
     """Put the job on the task queue (called on transaction commit): see ``taskqueue``."""
-    from .. import tasks
-
     Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
-    tasks.enqueue_job(job_id)
+    enqueue_job(job_id)
+
+
+def enqueue_job(job_id: int) -> None:
+    """Queue ``moderation.tasks.process_job`` (named by path, as above)."""
+    taskqueue.enqueue("moderation.tasks.process_job", job_id, name=f"moderation-job-{job_id}")
 
 
 #: A task still queued this long after its enqueue is taken for lost (the Redis broker drops

@@ -16,6 +16,7 @@ from ..conf import moderation_settings
 from ..libraries import hash_library
 from ..libraries import precheck as library_precheck
 from ..media import adhoc_media, media_for, stored_name
+from ..media_url import public_url_for
 from ..models import UNFINISHED, Job, MediaKind, ReviewEvent, Status
 from ..providers import (
     AuthError,
@@ -273,8 +274,6 @@ def cancel_at_provider(alias: str, task_id: str) -> str:
 
 def fetchable_url(job: Job) -> str | None:
     """A URL a remote provider can fetch the job's file from (see media_url.py)."""
-    from ..media_url import public_url_for
-
     if job.is_adhoc:
         return None  # inputs live in private evidence storage, never handed out
     return public_url_for(getattr(job.content_object, job.field_name).storage, job.file_name)

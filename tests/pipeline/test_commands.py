@@ -130,7 +130,7 @@ def test_scan_enqueues_each_job_when_it_commits(old_photos, photos_registered,
     old_photos(2)
     photos_registered()
     queued = []
-    monkeypatch.setattr("moderation.tasks.enqueue_job", queued.append)
+    monkeypatch.setattr("moderation.pipeline.jobs.enqueue_job", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
         run("moderation_scan", "testapp.Photo")
     assert sorted(queued) == sorted(photo_jobs().values_list("pk", flat=True))
@@ -333,7 +333,7 @@ def test_poll_enqueue_only_puts_jobs_on_the_queue(old_photos, photos_registered,
     photos_registered()
     run("moderation_scan", "testapp.Photo")
     queued = []
-    monkeypatch.setattr("moderation.tasks.enqueue_job", queued.append)
+    monkeypatch.setattr("moderation.pipeline.jobs.enqueue_job", queued.append)
     data = run_json("moderation_poll", "--enqueue", "--provider", "scripted")
     assert data["jobs"] == {"enqueued": 3} and len(queued) == 3
     assert photo_jobs().filter(status=Status.PENDING).count() == 3
@@ -361,7 +361,7 @@ def test_retry_failed_and_expired_jobs(scripted, django_capture_on_commit_callba
     superseded = adhoc(Status.FAILED, is_current=False)
     done = adhoc(Status.DONE)
     queued = []
-    monkeypatch.setattr("moderation.tasks.enqueue_job", queued.append)
+    monkeypatch.setattr("moderation.pipeline.jobs.enqueue_job", queued.append)
 
     data = run_json("moderation_retry", "--failed", "--dry-run")
     assert (data["retried"], data["superseded"]) == (1, 1)
@@ -395,7 +395,7 @@ def test_cancel_unfinished_jobs(scripted, django_capture_on_commit_callbacks, mo
     running = adhoc(Status.IN_PROGRESS, provider_task_id="task-1")
     done = adhoc(Status.DONE)
     cancelled_at_provider = []
-    monkeypatch.setattr("moderation.tasks.enqueue_provider_cancel",
+    monkeypatch.setattr("moderation.pipeline.jobs.enqueue_provider_cancel",
                         lambda alias, task: cancelled_at_provider.append((alias, task)))
 
     assert run_json("moderation_cancel", "--pending", "--dry-run")["cancelled"] == 2

@@ -26,10 +26,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import models
 from django.db.utils import DatabaseError
 
+from ...libraries import hash_library
 from ...media import guess_kind, is_url
 from ...policy import suggestion_for
-from ...providers import Media, ModerationError, ModerationRequest, get_provider
+from ...providers import Media, ModerationError, ModerationRequest, Result, get_provider
 from ...providers.base import MEDIA_KINDS
+from ...providers.result import worst_risk
 from ...registry import validate_frame_options
 from ...remote import is_loopback_host
 
@@ -87,9 +89,6 @@ class Command(BaseCommand):
 
     def _follow(self, engine, media, request, as_json: bool):
         """Print each chunk of a live stream as it comes; return the whole result."""
-        from ...providers import Result
-        from ...providers.result import worst_risk
-
         total = Result(status="in_progress")
         for partial in engine.stream(media, request):
             total.frames += partial.frames
@@ -231,8 +230,6 @@ def _json_dump(data) -> str:
 
 def _libraries():
     """The hash libraries, when the database is there (the command works without one)."""
-    from ...libraries import hash_library
-
     try:
         return hash_library()
     except DatabaseError:

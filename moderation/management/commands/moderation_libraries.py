@@ -8,6 +8,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ...library_csv import csv_rows, import_entries, parse_csv
 from ...models import HashEntry
 from ...operations.common import to_json
 
@@ -43,8 +44,6 @@ class Command(BaseCommand):
             self.export_file(options)
 
     def import_file(self, options):
-        from ...library_csv import import_entries, parse_csv
-
         text = _read(options["file"])
         parsed = parse_csv(text, list_type=options["list_type"], label=options["label"],
                            note=options["note"])
@@ -72,8 +71,6 @@ class Command(BaseCommand):
                           f"{parsed.duplicates} repeated lines, {len(parsed.errors)} bad lines")
 
     def export_file(self, options):
-        from ...library_csv import csv_rows
-
         entries = HashEntry.objects.all()
         if options["list_type"]:
             entries = entries.filter(list_type=options["list_type"])
