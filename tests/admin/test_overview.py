@@ -187,11 +187,16 @@ def test_page_draws_svg_charts_without_scripts_or_remote_assets(client):
     assert 'class="mod-current" aria-current="page">7 days' in body
 
 
-def test_changelist_and_queue_link_the_overview(client):
+def test_changelist_queue_and_app_index_link_the_overview(client):
     client.force_login(moderator("lead", "view_job", "review_job"))
     url = reverse(URL)
     assert url in client.get(reverse("admin:moderation_job_changelist")).content.decode()
     assert url in client.get(reverse("admin:moderation_job_queue")).content.decode()
+    app_index = client.get(reverse("admin:app_list", args=["moderation"])).content.decode()
+    assert url in app_index and reverse("admin:moderation_job_queue") in app_index
+    client.force_login(moderator("viewer", "view_job"))
+    app_index = client.get(reverse("admin:app_list", args=["moderation"])).content.decode()
+    assert url in app_index and reverse("admin:moderation_job_queue") not in app_index
 
 
 def test_query_count_stays_flat_as_data_grows(client, django_assert_max_num_queries):
