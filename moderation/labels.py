@@ -19,10 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext
 
 from .providers.result import RISK_LEVELS, Label
 from .vocabulary import CUSTOM, PREFIX_FAMILIES, family_of
+
+
+def gettext_noop(message: str) -> str:
+    """Mark ``message`` for makemessages (the ``gettext_noop`` keyword) like Django's, which
+    reads settings when called: this table must import without Django configured."""
+    return message
 
 
 @dataclass(frozen=True)

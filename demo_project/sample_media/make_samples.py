@@ -116,7 +116,7 @@ def landscape(seed: int, dusk: bool = False) -> Image.Image:
 
 def qr_image(text: str, module_px: int) -> Image.Image:
     """A QR code with its quiet zone, ``module_px`` pixels per module (cv2's encoder)."""
-    import cv2
+    import cv2  # noqa: PLC0415 - heavy, local extra (only this sample needs it)
 
     matrix = cv2.QRCodeEncoder.create().encode(text)  # 1 px per module, quiet zone included
     image = Image.fromarray(matrix).convert("RGB")
