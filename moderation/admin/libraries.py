@@ -47,12 +47,13 @@ def csv_response(queryset, filename: str = "hash-library.csv") -> StreamingHttpR
 
 class ImportForm(forms.Form):
     file = forms.FileField(label=_("CSV file"))
-    list_type = forms.ChoiceField(choices=HashEntry.ListType.choices, initial="block",
+    list_type = forms.ChoiceField(label=_("List type"), choices=HashEntry.ListType.choices,
+                                  initial="block",
                                   help_text=_("for lines without a list_type column"))
-    label = forms.CharField(max_length=100, required=False,
+    label = forms.CharField(label=_("Label"), max_length=100, required=False,
                             help_text=_("for lines without a label (block list: reported as "
                                         "<label>_lib)"))
-    note = forms.CharField(max_length=500, required=False,
+    note = forms.CharField(label=_("Note"), max_length=500, required=False,
                            help_text=_("for lines without a note, e.g. where the list came from"))
 
     def clean_file(self):
