@@ -5,13 +5,12 @@ Every request goes through the same gateway steps as on Alibaba Cloud (aliyun-pr
 signature is checked with :func:`.verify.verify_request` (ACS3 §5.1, RPC V1 §6, ROA §3.1),
 then 2.0/IMM requests (``POST /``, or ``GET /`` as RPC clients such as ``@alicloud/pop-core``
 send by default) are routed on the *signed* action and version, and ``/green/...`` (1.0, ROA,
-POST only) on the path and signed version: the 1.0 routes of
-:mod:`.green` are always registered; other 1.0 paths answer "not implemented yet". Gateway
-refusals use the §8.1 envelope and a non-2xx status; handlers answer business results
-themselves (§8.2).
+POST only) on the path and signed version; 1.0 paths without a route answer "not
+implemented yet". Gateway refusals use the §8.1 envelope and a non-2xx status; handlers
+answer business results themselves (§8.2).
 
-Apart from the 1.0 routes (:func:`roa_routes`), the app knows no operation: handlers arrive
-as a ``routes`` mapping (see :mod:`.guardrails` and :func:`.server.make_app`).
+The app knows no operation: handlers arrive as a ``routes`` mapping (see :mod:`.guardrails`,
+:mod:`.green` and :func:`.server.default_routes`, which registers them all).
 """
 
 from __future__ import annotations
@@ -183,19 +182,12 @@ Handler = Callable[[Call], Reply]
 Routes = Mapping[tuple[str, str], Handler]
 
 
-def roa_routes() -> Routes:
-    """The 1.0 (ROA) operations, keyed by (path, version)."""
-    from .green import ROUTES  # deferred: .green builds on this module
-
-    return ROUTES
-
-
 class EmulatorApp:
     """WSGI callable. One :class:`NonceCache` per app refuses replayed nonces (§5.1 step 7)."""
 
     def __init__(self, config: EmulatorConfig, routes: Routes) -> None:
         self.config = config
-        self.routes = {**roa_routes(), **routes}
+        self.routes = dict(routes)
         self.nonces = NonceCache()
         self.faults = Faults()
         self.rate = RequestRate(config.qps_limit)
@@ -312,7 +304,12 @@ def read_request(environ: Mapping[str, Any], max_body: int) -> EmulatorRequest:
         if environ.get(key):
             headers[key.replace("_", "-").lower()] = environ[key]
     stream = environ["wsgi.input"]
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if environ.get("wsgi.input_terminated") and not environ.get("CONTENT_LENGTH"):
+        # A server that de-chunks itself (gunicorn, uWSGI) ends the input at the body's end.
+        body = stream.read(max_body + 1)
+        if len(body) > max_body:
+            raise _too_large(max_body)
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
         body = read_chunked(stream, max_body)  # chunked wins over any Content-Length (RFC 9112)
     else:
         try:

@@ -15,7 +15,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from . import guardrails
+from . import green, guardrails
 from .app import SERVER_URL_KEY, EmulatorApp, Faults, Routes
 from .config import EmulatorConfig
 from .green_video import routes as green_routes
@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 def default_routes(tasks: VideoTasks | None = None) -> Routes:
     """Every operation the emulator implements, keyed by (action, version) or, for 1.0,
     (path, version); the asynchronous operations need the per-emulator :class:`VideoTasks`
-    that holds their tasks, so without one only the stateless operations are served."""
-    routes: dict = dict(guardrails.ROUTES)
+    that holds their tasks, so without one only the stateless operations (1.0 sync scans
+    and feedback, 2.0 ``ImageModeration``) are served."""
+    routes: dict = {**green.ROUTES, **guardrails.ROUTES}
     if tasks is not None:
         routes.update(VideoService(tasks.config, tasks).routes())
         routes.update(imm_routes(tasks))

@@ -119,7 +119,7 @@ class VideoTasks:
 
     def _analyse(self, task: Task, path: str, base_url: str, render: Render) -> None:
         """Run on the worker thread: moderate, then record the answer or a §2.6 code."""
-        from ..providers.local.video import analyse_video
+        from ..providers.local.video import analyse_video  # noqa: PLC0415 - numpy, local extra
 
         try:
             result = analyse_video(path, scenes=SCENES, audio=True, options=ENGINE_OPTIONS)
