@@ -24,7 +24,7 @@ SIGNALS = ("job_submitted", "job_progress", "job_completed", "review_required",
 
 __all__ = [
     "__version__", "register", "unregister", "visible", "moderate", "retry", "decide",
-    "request_feedback", *SIGNALS,
+    "undo_decision", "request_feedback", *SIGNALS,
 ]
 
 
@@ -80,12 +80,20 @@ def retry(job: Job, actor=None) -> Job:
     return _retry(job, actor=actor)
 
 
-def decide(job: Job, decision: str, user, reason: str = "") -> Job:
-    """Approve or reject a finished job as ``user`` (needs ``moderation.review_job``);
-    see review.decide."""
+def decide(job: Job, decision: str, user, reason: str = "", reason_code: str = "") -> Job:
+    """Approve or reject a finished job as ``user`` (needs ``moderation.review_job``),
+    ``reason_code`` a policy category of MODERATION["REASONS"]; see review.decide."""
     from .review import decide as _decide  # noqa: PLC0415 - `import moderation` loads nothing (docs/public-api.md)
 
-    return _decide(job, decision, user, reason)
+    return _decide(job, decision, user, reason, reason_code)
+
+
+def undo_decision(job: Job, user) -> Job:
+    """Undo ``user``'s last decision on ``job`` within UNDO_SECONDS (a superuser may undo
+    anyone's): the job returns to review; see review.undo_decision."""
+    from .review import undo_decision as _undo_decision  # noqa: PLC0415 - `import moderation` loads nothing (docs/public-api.md)
+
+    return _undo_decision(job, user)
 
 
 def request_feedback(job: Job, decision: str, *, frame_ids=None, scenes=None, note: str = "",

@@ -37,6 +37,8 @@
 |                 | is unknown or its packages are not installed                     |
 | moderation.E022 | FILE_DELIVERY not a known mode, FILE_DELIVERY_EXPIRES not 1..3600 |
 |                 | s, FILE_DELIVERY_LOCATIONS not a dict of absolute dirs -> prefixes |
+| moderation.E023 | REASONS not a dict of codes -> labels, REQUIRE_REJECT_REASON not a |
+|                 | bool (or on with no REASONS), UNDO_SECONDS not a whole number >= 0 |
 
 E009/E021 (local) and E011 (Alibaba) come from the providers' own ``Provider.check``,
 called here for every configured alias, like a site provider's checks.
@@ -66,6 +68,7 @@ from .media_url import public_url_for
 from .providers import get_provider
 from .providers.base import Provider, ProviderContext
 from .providers.result import RISK_LEVELS, SUGGESTIONS
+from .reasons import settings_problems as reason_settings_problems
 from .registry import registry, validate_frame_options
 from .remote import is_loopback_host
 from .serving import DELIVERY_MODES
@@ -184,6 +187,7 @@ def check_settings(app_configs=None, **kwargs):
     errors.extend(_check_file_delivery())
     errors.extend(_check_lease())
     errors.extend(_check_alerts())
+    errors.extend(_check_reasons())
     return errors
 
 
@@ -203,6 +207,12 @@ def _check_alerts():
     """E016: review-queue alerts and the uploader's e-mail (moderation/alerts.py)."""
     return [Error(f"MODERATION: {problem}", hint="See docs/settings.md, 'ALERTS'.",
                   id="moderation.E016") for problem in alert_settings_problems()]
+
+
+def _check_reasons():
+    """E023: the decisions' reason codes and the undo window (moderation/reasons.py)."""
+    return [Error(f"MODERATION: {problem}", hint="See docs/settings.md, 'REASONS'.",
+                  id="moderation.E023") for problem in reason_settings_problems()]
 
 
 def _check_lease():

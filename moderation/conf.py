@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 DEFAULTS: dict[str, Any] = {
     # Alias of the provider used when a registration names none.
@@ -43,6 +44,22 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 30,
     # A moderator who opens a review item holds it this long (nobody else gets it).
     "REVIEW_CLAIM_SECONDS": 600,
+    # Reason codes a moderator picks when deciding (the policy categories; stored on the
+    # ReviewEvent, the free-text reason stays as a note): code -> label. A rejection needs
+    # one when REQUIRE_REJECT_REASON is on. A decision can be undone by its moderator for
+    # UNDO_SECONDS (0: never). moderation/reasons.py; check E023.
+    "REASONS": {
+        "nudity": _("nudity"),
+        "sexual": _("sexual content"),
+        "violence": _("violence or gore"),
+        "hate": _("hate or harassment"),
+        "spam": _("spam or advertising"),
+        "contact": _("contact details (phone, QR code, link)"),
+        "drugs": _("drugs or contraband"),
+        "other": _("other (see the note)"),
+    },
+    "REQUIRE_REJECT_REASON": False,
+    "UNDO_SECONDS": 300,
     # django-q2 schedule that re-enqueues due, stuck or lost jobs (created on migrate).
     "SWEEPER_SCHEDULE": True,
     "SWEEPER_MINUTES": 1,

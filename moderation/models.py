@@ -361,6 +361,7 @@ class ReviewEvent(models.Model):
         FEEDBACK = "feedback", _("feedback requested")
         FEEDBACK_SENT = "feedback_sent", _("feedback sent")
         FEEDBACK_FAILED = "feedback_failed", _("feedback failed")
+        UNDONE = "undone", _("decision undone")
 
     job = models.ForeignKey(Job, verbose_name=_("job"), on_delete=models.CASCADE,
                             related_name="events")
@@ -370,6 +371,9 @@ class ReviewEvent(models.Model):
         on_delete=models.SET_NULL
     )
     reason = models.TextField(_("reason"), blank=True)
+    # A decision's policy category (MODERATION["REASONS"], moderation/reasons.py); the
+    # free-text reason above is the moderator's note.
+    reason_code = models.CharField(_("reason code"), max_length=50, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 

@@ -7,6 +7,7 @@ URL (under /admin/moderation/job/)  permission     what
 ``queue/next/``                review_job         claim the next free item and open it
 ``<id>/review/``               view_job           the job page (claims it for review_job)
 ``<id>/decide/`` POST          review_job         approve / reject, then the next item
+``<id>/undo/`` POST            review_job         undo one's last decision (UNDO_SECONDS)
 ``<id>/skip/`` POST            review_job         release the claim, open the next item
 ``<id>/claim/`` POST           review_job         renew the claim (the open page's heartbeat)
 ``<id>/release/`` POST         review_job         release the claim, back to the queue
@@ -22,6 +23,7 @@ Every view goes through ``admin_site.admin_view`` (staff login, CSRF on POST) an
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -34,10 +36,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import claims, feedback, review
+from .. import claims, feedback, reasons, review
 from ..models import Decision, Frame, Job
 from . import queue_page
-from .bulk import report_bulk_decision
+from .bulk import bulk_decide
 from .review_page import page_context
 
 VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
@@ -45,6 +47,9 @@ VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "modera
 
 #: session key of the queue filters a moderator last used ("next" stays within them)
 FILTERS_KEY = "moderation_queue_filters"
+#: session key of the moderator's last decision in the console: {"job", "decision", "at"},
+#: so that the next page offers to undo it without a query
+LAST_DECISION_KEY = "moderation_last_decision"
 
 
 def require(request, perm: str) -> None:
@@ -69,6 +74,7 @@ class ReviewConsoleMixin:
             path("<int:object_id>/review/", wrap(self.review_view), name=name % "review"),
             path("<int:object_id>/decide/", wrap(self.decide_view, post=True),
                  name=name % "decide"),
+            path("<int:object_id>/undo/", wrap(self.undo_view, post=True), name=name % "undo"),
             path("<int:object_id>/skip/", wrap(self.skip_view, post=True), name=name % "skip"),
             path("<int:object_id>/claim/", wrap(self.claim_view, post=True),
                  name=name % "claim"),
@@ -90,7 +96,23 @@ class ReviewConsoleMixin:
 
     def _context(self, request, title: str, **extra):
         return {**self.admin_site.each_context(request), "opts": self.opts, "title": title,
-                "reveal_flagged": review.reveals_flagged(request.user), **extra}
+                "reveal_flagged": review.reveals_flagged(request.user),
+                "undo": self._undo_offer(request), **extra}
+
+    def _undo_offer(self, request) -> dict | None:
+        """The moderator's last console decision while it may still be undone (from the
+        session: no query; the undo itself checks again)."""
+        last = request.session.get(LAST_DECISION_KEY)
+        if not isinstance(last, dict) or not request.user.has_perm(REVIEW):
+            return None
+        left = int(last.get("at", 0) + review.undo_seconds() - time.time())
+        if left <= 0:
+            return None
+        try:
+            decision = Decision(last.get("decision")).label
+        except ValueError:
+            return None
+        return {"job": last.get("job"), "decision": decision, "seconds": left}
 
     def _open(self, request, job: Job | None):
         if job is None:
@@ -123,6 +145,7 @@ class ReviewConsoleMixin:
             can_view=request.user.has_perm(VIEW), claim_minutes=claims.claim_seconds() // 60,
             actions=[("approve_jobs", _("Approve selected (pass)")),
                      ("reject_jobs", _("Reject selected (block)"))],
+            reason_choices=reasons.choices(),
         )
         return TemplateResponse(request, "moderation/admin/review_queue.html", context)
 
@@ -148,6 +171,8 @@ class ReviewConsoleMixin:
             is_finished=job.status == "done",
             decisions=[(Decision.APPROVED, _("pass (approve)")),
                        (Decision.REJECTED, _("block (reject)"))],
+            reason_choices=reasons.choices(),
+            reason_required=reasons.required_for(Decision.REJECTED),
             **page_context(request, job),
         )
         return TemplateResponse(request, "moderation/admin/review_job.html", context)
@@ -166,7 +191,15 @@ class ReviewConsoleMixin:
         job = get_object_or_404(Job, pk=object_id)
         reason = request.POST.get("reason", "").strip()[:2000]
         try:
-            job = review.decide(job, request.POST.get("decision", ""), request.user, reason)
+            job = review.decide(job, request.POST.get("decision", ""), request.user, reason,
+                                request.POST.get("reason_code", ""))
+        except reasons.ReasonRequired:
+            messages.error(request, _("Choose a reason to reject job %(id)s.") % {"id": job.pk})
+            return HttpResponseRedirect(self._review_url(job.pk))
+        except reasons.UnknownReason as exc:
+            messages.error(request, _("Unknown reason code %(code)s: job %(id)s not decided.")
+                           % {"code": exc.code, "id": job.pk})
+            return HttpResponseRedirect(self._review_url(job.pk))
         except claims.ClaimedByOther:
             messages.error(request, _("Another moderator is reviewing job %(id)s.")
                            % {"id": job.pk})
@@ -176,7 +209,30 @@ class ReviewConsoleMixin:
             return HttpResponseRedirect(self._review_url(job.pk))
         messages.success(request, _("Job %(id)s: %(decision)s.")
                          % {"id": job.pk, "decision": job.get_decision_display()})
+        request.session[LAST_DECISION_KEY] = {"job": job.pk, "decision": job.decision,
+                                              "at": time.time()}
         return self._open(request, self._next(request, after=job))
+
+    def undo_view(self, request, object_id: int):
+        """Undo one's last decision on the job (``review.undo_decision``), then open it
+        again: it is back in review."""
+        require(request, REVIEW)
+        job = get_object_or_404(Job, pk=object_id)
+        try:
+            review.undo_decision(job, request.user)
+        except PermissionDenied:
+            messages.error(request, _("Only the moderator who decided job %(id)s may undo "
+                                      "the decision.") % {"id": job.pk})
+        except review.CannotUndo:
+            messages.error(request, _("Job %(id)s: there is no decision you can still undo.")
+                           % {"id": job.pk})
+        else:
+            messages.success(request, _("Job %(id)s: decision undone, the item is back in "
+                                        "review.") % {"id": job.pk})
+        last = request.session.get(LAST_DECISION_KEY)
+        if isinstance(last, dict) and last.get("job") == job.pk:
+            del request.session[LAST_DECISION_KEY]
+        return HttpResponseRedirect(self._review_url(job.pk))
 
     def skip_view(self, request, object_id: int):
         require(request, REVIEW)
@@ -240,9 +296,9 @@ class ReviewConsoleMixin:
     # --- bulk admin actions (on the job list and the queue) --------------------------------
 
     def _bulk_decide(self, request, queryset, decision: str):
-        outcome = review.decide_many(queryset, decision, request.user,
-                                     request.POST.get("reason", "").strip()[:2000])
-        report_bulk_decision(self, request, outcome, decision)
+        asked = bulk_decide(self, request, queryset, decision)
+        if asked is not None:  # a reason is required: the page that asks for one
+            return asked
         if request.POST.get("_from_queue"):
             return HttpResponseRedirect(reverse("admin:moderation_job_queue"))
         return None

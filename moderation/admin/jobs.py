@@ -114,7 +114,7 @@ class ReviewEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     max_num = 0
-    fields = ("created_at", "action", "actor", "reason")
+    fields = ("created_at", "action", "actor", "reason_code", "reason")
     readonly_fields = fields
 
 
@@ -252,10 +252,11 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "job", "action", "actor", "reason")
-    list_filter = ("action",)
+    list_display = ("created_at", "job", "action", "actor", "reason_code", "reason")
+    # By moderator: only users who appear in the trail are listed (one DISTINCT query).
+    list_filter = ("action", ("actor", admin.RelatedOnlyFieldListFilter), "reason_code")
     list_select_related = ("job", "actor")
-    search_fields = ("=job__id", "reason")
+    search_fields = ("=job__id", "reason", "=reason_code", "actor__username")
 
     def has_add_permission(self, request):
         return False

@@ -13,11 +13,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .. import pipeline, review
+from .. import pipeline
 from ..models import Decision, Job, Status
 from ..registry import registry
 from ..visibility import _object_id_expression
-from .bulk import report_bulk_decision
+from .bulk import bulk_decide
 from .jobs import risk_badge
 
 #: Prefix of the per-field annotations that feed the status column.
@@ -175,12 +175,12 @@ class ModeratedAdminMixin:
     @admin.action(description=_("Approve their moderation (show)"),
                   permissions=["moderation_review"])
     def moderation_approve(self, request, queryset):
-        self._decide(request, queryset, Decision.APPROVED)
+        return self._decide(request, queryset, Decision.APPROVED)
 
     @admin.action(description=_("Reject their moderation (block)"),
                   permissions=["moderation_review"])
     def moderation_reject(self, request, queryset):
-        self._decide(request, queryset, Decision.REJECTED)
+        return self._decide(request, queryset, Decision.REJECTED)
 
     @admin.action(description=_("Retry their failed or expired moderation"),
                   permissions=["moderation_retry"])
@@ -190,9 +190,9 @@ class ModeratedAdminMixin:
         self.message_user(request, _("%(n)d job(s) queued again.") % {"n": count},
                           messages.SUCCESS)
 
-    def _decide(self, request, queryset, decision: str) -> None:
-        outcome = review.decide_many(self.current_jobs(queryset), decision, request.user)
-        report_bulk_decision(self, request, outcome, decision)
+    def _decide(self, request, queryset, decision: str):
+        """Returns the page asking for a reason code when a rejection needs one."""
+        return bulk_decide(self, request, self.current_jobs(queryset), decision)
 
 
 

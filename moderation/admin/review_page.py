@@ -14,7 +14,7 @@ from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from .. import review
+from .. import reasons, review
 from ..labels import label_name
 from ..media import is_url
 from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, MediaKind
@@ -34,6 +34,8 @@ SHORTCUTS = [
     ("n", _("skip: next item (releases your claim)")),
     ("j / k", _("next / previous frame (seeks the player)")),
     ("v", _("reveal / blur all flagged imagery on the page")),
+    ("1 … 9", _("choose the policy reason of that number")),
+    ("u", _("undo your last decision (shown after deciding)")),
 ]
 
 
@@ -136,6 +138,8 @@ def page_context(request, job: Job) -> dict[str, Any]:
     raw, raw_truncated = raw_text(job)
     events = list(job.events.select_related("actor").order_by("-created_at", "-id")
                   [:EVENTS_SHOWN])[::-1]
+    for event in events:
+        event.reason_label = reasons.label(event.reason_code)
     return {
         "frames_page": frames,
         "frame_filter": which,

@@ -130,7 +130,12 @@ REVIEW_DECISIONS = [(Decision.APPROVED.value, Decision.APPROVED.label),
 
 class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=REVIEW_DECISIONS)
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,
+                                   help_text="a free-text note")
+    reason_code = serializers.CharField(
+        required=False, allow_blank=True, max_length=50,
+        help_text='a policy category of MODERATION["REASONS"] ("spam", "nudity", ...); '
+        "required to reject when REQUIRE_REJECT_REASON is on")
 
 
 class FeedbackSerializer(serializers.Serializer):

@@ -104,18 +104,39 @@ class JobViewSet(OutageAware, viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(data)
 
     @extend_schema(parameters=[], request=s.DecisionSerializer,
-                   responses={200: s.JobDetailSerializer, 409: OpenApiTypes.OBJECT})
+                   responses={200: s.JobDetailSerializer, 400: OpenApiTypes.OBJECT,
+                              409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], permission_classes=[CanReview])
     def decision(self, request, pk=None):
         """Approve (show) or reject (block) a finished job; reversible, audited. Like the
-        console, it respects claims: a job another moderator is reviewing answers 409."""
+        console, it respects claims: a job another moderator is reviewing answers 409. An
+        unknown ``reason_code``, or none on a rejection when one is required, answers 400."""
         job = self.get_object()
         body = s.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             job = review.decide(job, body.validated_data["decision"], request.user,
-                                body.validated_data.get("reason", ""))
+                                body.validated_data.get("reason", ""),
+                                body.validated_data.get("reason_code", ""))
+        except review.ReasonError as exc:
+            raise ValidationError({"reason_code": str(exc)}) from exc
         except (ValueError, claims.ClaimedByOther) as exc:  # unfinished, or in someone's hands
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(s.JobDetailSerializer(job, context={"request": request}).data)
+
+    @extend_schema(parameters=[], request=None,
+                   responses={200: s.JobDetailSerializer, 403: OpenApiTypes.OBJECT,
+                              409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], permission_classes=[CanReview])
+    def undo(self, request, pk=None):
+        """Undo the last decision on the job: by the moderator who took it (or a
+        superuser), within UNDO_SECONDS. The job returns to review, its content's
+        visibility as before. 403 for another moderator's decision; 409 when there is
+        nothing to undo or the window has passed. Feedback already sent is not unsent."""
+        job = self.get_object()
+        try:
+            job = review.undo_decision(job, request.user)
+        except review.CannotUndo as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(s.JobDetailSerializer(job, context={"request": request}).data)
 

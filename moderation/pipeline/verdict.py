@@ -62,9 +62,11 @@ def apply_policy(job: Job, already_blocked: bool = False) -> str:
     return suggestion
 
 
-def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
+def resolve(job: Job, decision: str, actor=None, reason: str = "",
+            reason_code: str = "") -> Job:
     """A moderator's decision: ``approved`` shows the content (undoing a hide),
-    ``rejected`` blocks it (running the block action).
+    ``rejected`` blocks it (running the block action). ``reason_code`` (a policy category,
+    checked by ``review.decide``) is stored on the event beside the free-text ``reason``.
 
     A decision may reverse an earlier one (the event's data keeps ``previous_decision``).
     It releases any moderator's claim and sends ``review_resolved`` after commit."""
@@ -79,8 +81,10 @@ def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
         job.claimed_by, job.claimed_until = None, None
         job.save(update_fields=["decision", "review_state", "claimed_by", "claimed_until",
                                 "updated_at"])
-        log(job, Action.APPROVED if decision == Decision.APPROVED else Action.REJECTED,
-            reason, actor=actor, **({"previous_decision": previous} if previous else {}))
+        ReviewEvent.objects.create(
+            job=job, action=Action.APPROVED if decision == Decision.APPROVED else Action.REJECTED,
+            reason=reason, reason_code=reason_code, actor=actor,
+            data={"previous_decision": previous} if previous else {})
         registration, instance = registration_for(job), job.content_object
         if instance is not None and registration is not None:
             if decision == Decision.APPROVED:
@@ -92,10 +96,39 @@ def resolve(job: Job, decision: str, actor=None, reason: str = "") -> Job:
     return job
 
 
+def reopen(job: Job, undone: ReviewEvent, actor=None) -> Job:
+    """Undo the moderator's decision ``undone`` (``review.undo_decision`` checks who and
+    when): the job returns to review (pending, no decision) and the content is shown or
+    hidden as it was before that decision: a ``hide`` the rejection made is lifted, one an
+    approval lifted (the job was blocked before) is put back. A block action other than
+    ``hide`` cannot be taken back, nor feedback already sent to a provider. Writes an
+    ``undone`` event and sends ``review_required`` after commit: the item is pending again."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        previous = (undone.data or {}).get("previous_decision", "")
+        job.decision, job.review_state = "", ReviewState.PENDING
+        job.claimed_by, job.claimed_until = None, None
+        job.save(update_fields=["decision", "review_state", "claimed_by", "claimed_until",
+                                "updated_at"])
+        log(job, Action.UNDONE, actor=actor, undone_event=undone.pk, decision=undone.action,
+            reason_code=undone.reason_code, **({"previous_decision": previous}
+                                              if previous else {}))
+        registration, instance = registration_for(job), job.content_object
+        blocked_before = previous in (Decision.REJECTED, Decision.AUTO_BLOCK)
+        if instance is not None and registration is not None:
+            if undone.action == Action.REJECTED and not blocked_before:
+                apply_unblock(instance, registration, job)
+            elif (undone.action == Action.APPROVED and blocked_before
+                  and registration.block_action() == "hide"):
+                apply_block(instance, registration, job)
+        send_on_commit(signals.review_required, job)
+    return job
+
+
 def send_on_commit(signal, job: Job, **kwargs) -> None:
     transaction.on_commit(lambda: signal.send(sender=Job, job=job, **kwargs))
 
 
 
 
-__all__ = ["apply_policy", "registration_for", "resolve"]
+__all__ = ["apply_policy", "registration_for", "reopen", "resolve"]

@@ -56,11 +56,31 @@
     });
   }
 
+  // The policy reason: digits pick it; a reject that needs one and has none focuses the
+  // picker instead of sending (the server refuses it too).
+  var reasonCode = document.getElementById("mod-reason-code");
+  if (reasonCode) {
+    reasonCode.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { reasonCode.blur(); }
+    });
+  }
+
+  function pickReason(digit) {
+    var option = reasonCode && reasonCode.querySelector('option[data-mod-digit="' + digit + '"]');
+    if (!option) { return false; }
+    reasonCode.value = option.value;
+    return true;
+  }
+
   var sent = false;  // one decision per page: a held-down key must not send two
 
   function press(key) {
     var button = root.querySelector('[data-mod-key="' + key + '"]');
     if (!button || sent) { return false; }
+    if (reasonCode && !reasonCode.value && reasonCode.getAttribute("data-mod-required-by") === key) {
+      reasonCode.focus();
+      return true;
+    }
     sent = true;
     button.click();
     return true;
@@ -71,8 +91,10 @@
     var t = event.target;
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) { return; }
     var key = event.key;
-    if (key === "a" || key === "r" || key === "n") {
+    if (key === "a" || key === "r" || key === "n" || key === "u") {
       if (press(key)) { event.preventDefault(); }
+    } else if (/^[1-9]$/.test(key)) {
+      if (pickReason(key)) { event.preventDefault(); }
     } else if (key === "j") {
       select(current + 1); event.preventDefault();
     } else if (key === "k") {
