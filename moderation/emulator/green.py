@@ -57,6 +57,7 @@ from .guardrails import (
     BusinessError,
     fetch_url,
 )
+from .video_tasks import ENGINE_OPTIONS
 
 VERSION = "2018-05-09"
 #: 1.0 image scenes the emulator answers -> local-engine scenes (the others are refused, 400).
@@ -336,7 +337,11 @@ def _frames_task(task: dict[str, Any], scenes: list[str], config: EmulatorConfig
         frames = _frame_list(task)
         images = [(offset, fetch_url(url, None, config)) for offset, url in frames]
         media = Media(name=item.get("dataId") or "frames", kind="frames", frames=images)
-        result = _local(media, ModerationRequest(scenes=ENGINE_SCENES))
+        # In this thread, like the video worker's analyses: the engine's default here would
+        # start its pool of worker processes, each loading the models, all while the client's
+        # read timeout runs (the SDK's is 10 s; under load that start-up alone exceeded it).
+        result = _local(media, ModerationRequest(scenes=ENGINE_SCENES,
+                                                 options=dict(ENGINE_OPTIONS)))
     except BusinessError as exc:
         return failed(item, exc.code, exc.message)
     urls = {offset: url for offset, url in frames}
