@@ -22,6 +22,7 @@ from moderation.emulator.server import RunningEmulator, start
 from moderation.providers import Expired, Media, MediaError, ModerationRequest, NotSupported
 from moderation.providers.aliyun import green_video
 from moderation.providers.aliyun.green import GreenProvider
+from moderation.providers.local import pool
 from moderation.providers.result import Result
 from tests.conftest import emulator_fixture, poll_until_finished
 from tests.media.make_videos import TIMELINES
@@ -111,7 +112,14 @@ def test_sdk_video_async_scan_and_results(emulator, media_server):
     assert any(d["label"] == "normal" for d in audio["details"])  # every sentence is listed
 
 
-def test_sdk_video_sync_scan_of_frames(emulator, image_server):
+def test_sdk_video_sync_scan_of_frames(emulator, image_server, monkeypatch):
+    # The emulator analyses the frames in the request thread. It used to start the engine's
+    # pool of worker processes, each loading the models, while this SDK call's 10 s read
+    # timeout ran: under CPU load that alone took 7 s. Starting the pool now fails the call.
+    def no_process_pool(workers: int):
+        raise AssertionError("VideoSyncScan started the engine's worker processes")
+
+    monkeypatch.setattr(pool, "process_pool", no_process_pool)
     answer = sdk_call(emulator, "VideoSyncScanRequest", {
         "scenes": ["porn", "ad"],
         "tasks": [{"dataId": "f1", "framePrefix": f"{image_server}/",
