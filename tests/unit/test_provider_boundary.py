@@ -28,6 +28,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "moderation" / "providers"
 LOOKUP = PACKAGE / "__init__.py"
 FORBIDDEN_MODULES = ("moderation.models", "moderation.ratelimit")
 FORBIDDEN_NAMES = {"moderation.conf": {"moderation_settings", "ModerationSettings"}}
+#: modules that may not be imported whole (their settings object would come with them)
+WHOLE = ("moderation.conf",)
 
 
 def module_name(path: Path) -> str:
@@ -45,7 +47,7 @@ def absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     """``line: what`` for every forbidden import in ``source`` (module-level or not)."""
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             targets = [(alias.name, None) for alias in node.names]
@@ -56,12 +58,11 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
             continue
         for target, name in targets:
             full = f"{target}.{name}" if name else target
-            if any(full == bad or full.startswith(bad + ".") or target == bad
-                   for bad in FORBIDDEN_MODULES):
-                found.append(f"{node.lineno}: {full}")
-            elif name in FORBIDDEN_NAMES.get(target, ()):
-                found.append(f"{node.lineno}: {target}.{name}")
-    return found
+            forbidden_module = any(full == bad or full.startswith(bad + ".") or target == bad
+                                   for bad in FORBIDDEN_MODULES)
+            if forbidden_module or name in FORBIDDEN_NAMES.get(target, ()) or full in WHOLE:
+                found.append((node.lineno, full))
+    return [f"{line}: {what}" for line, what in sorted(found)]
 
 
 def test_the_checker_finds_each_kind_of_forbidden_import():
@@ -75,6 +76,8 @@ def test_the_checker_finds_each_kind_of_forbidden_import():
         "    from moderation.ratelimit import acquire",
         "from ...conf import DEFAULTS",  # the defaults are plain data: allowed
         "from ...labels import make_label",
+        "from ... import conf",
+        "import moderation.conf as settings_module",
     ])
     assert violations(source, "moderation.providers.aliyun.client") == [
         "1: moderation.conf.moderation_settings",
@@ -82,6 +85,8 @@ def test_the_checker_finds_each_kind_of_forbidden_import():
         "3: moderation.models.Job",
         "4: moderation.models",
         "6: moderation.ratelimit.acquire",
+        "9: moderation.conf",
+        "10: moderation.conf",
     ]
 
 
