@@ -35,7 +35,9 @@ import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import RequestFactory, override_settings
 
+from moderation.emulator import green as emulator_green
 from moderation.providers import (
+    Feedback,
     MediaError,
     ModerationError,
     NotSupported,
@@ -283,6 +285,74 @@ def test_a_declared_video_is_moderated_and_an_async_task_finished(subject, no_qu
         assert result.risk_level == "none"  # clean.mp4: nothing to find
         offsets = [frame.offset for frame in result.frames]
         assert offsets == sorted(offsets)
+
+
+def frames_of(subject: Subject, names: list[tuple[float, str]]) -> tuple[Media, ModerationRequest]:
+    """A frame sequence as the pipeline hands it over: the images' bytes at their offsets,
+    and their fetchable URLs in the job option ``frame_urls`` (for URL-fetching providers)."""
+    frames = [(offset, (subject.root / name).read_bytes()) for offset, name in names]
+    urls = [(offset, subject.locate(name)) for offset, name in names]
+    return (Media(name="frames", kind="frames", frames=frames),
+            ModerationRequest(options={"frame_urls": urls}))
+
+
+@pytest.mark.slow  # the local engine's first frame job starts its worker processes
+@pytest.mark.parametrize("subject", [name for name in SUBJECTS
+                                     if "frames" in BACKENDS[name].capabilities],
+                         indirect=True)
+def test_a_declared_frame_sequence_is_moderated_frame_by_frame(subject, no_queries):
+    media, request = frames_of(subject, [(0.0, BENIGN), (5.0, RISKY)])
+    _, result = moderate(subject, media, request, no_queries)
+    assert result.status == "done" and result.analysed
+    flagged = {frame.offset for frame in result.frames
+               if QR in {label.label for label in frame.labels}}
+    assert flagged == {5.0}  # the QR code is in the second frame only
+    assert result.risk_level != "none"
+
+
+@pytest.mark.slow  # speech recognition of a 10 s soundtrack
+@pytest.mark.parametrize("subject", [name for name in SUBJECTS
+                                     if "audio" in BACKENDS[name].capabilities],
+                         indirect=True)
+def test_declared_audio_is_listened_to(subject, no_queries):
+    _, result = moderate(subject, subject.media(VIDEO, "audio"), ModerationRequest(),
+                         no_queries)
+    assert result.status == "done"
+    if subject.analyses:  # clean.mp4 says "Today we bake bread with flour and water."
+        assert result.audio_seconds > 0 and result.slices
+        assert result.risk_level == "none"
+
+
+@pytest.mark.slow  # the emulator follows the stream to its end
+@pytest.mark.parametrize("subject", ["green"], indirect=True)
+def test_a_declared_live_stream_yields_partials_then_done(subject, no_queries):
+    """Only 1.0 here: the local engine's live path needs an HLS stream and the network
+    guard opened for loopback, and is proven in tests/providers/local/test_video.py."""
+    provider = GreenProvider("green", {**subject.good_options, "LIVE_POLL_INTERVAL": 0.2})
+    with no_queries():
+        results = list(provider.stream(subject.media(VIDEO, "live"), ModerationRequest()))
+    for partial in results:
+        assert_normalized(partial)
+    assert [r.status for r in results] == ["in_progress"] * (len(results) - 1) + ["done"]
+    assert len({r.task_id for r in results}) == 1
+
+
+@pytest.mark.parametrize("decision", ["block", "pass"])
+def test_feedback_is_taken_when_declared_and_refused_otherwise(subject, decision,
+                                                               no_queries):
+    feedback = Feedback(decision=decision, task_id="img-contract", data_id="d-contract",
+                        url=subject.locate(RISKY), labels=[QR], note="contract case")
+    if not subject.provider.supports("feedback"):
+        with pytest.raises(NotSupported):
+            subject.provider.feedback(feedback)
+        return
+    with no_queries():
+        assert subject.provider.feedback(feedback) is None
+    # What arrived at the service (only the emulator's Alibaba 1.0 takes feedback here).
+    arrived = emulator_green.FEEDBACK[-1]
+    assert arrived["path"] == "/green/image/feedback"
+    assert (arrived["body"]["taskId"], arrived["body"]["suggestion"]) == (
+        "img-contract", decision)
 
 
 def test_green_async_images_are_fetched_to_the_end(media_root, media_url, emulator,
