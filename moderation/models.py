@@ -260,6 +260,10 @@ class Frame(models.Model):
     # what feedback adds to the hash libraries (a 320 px thumbnail's hash is 10-16 bits off).
     pdq = models.CharField(_("pdq"), max_length=64, blank=True)
     pdq_quality = models.PositiveSmallIntegerField(_("pdq quality"), null=True, blank=True)
+    # The OCR lines as boxes in fractions of the frame, with the text labels each line's
+    # words gave (providers.result.Frame.text_boxes): drawn over the thumbnail, and only
+    # the flagged ones blurred when a frame's only flags are text labels.
+    text_boxes = models.JSONField(_("text boxes"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("frame")

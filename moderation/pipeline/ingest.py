@@ -125,7 +125,8 @@ def _suffix(url: str) -> str:
 def _write_frames(job: Job, result: Result, evidence) -> None:
     frames = Frame.objects.bulk_create([
         Frame(job=job, offset=f.offset, risk_level=f.risk_level,
-              thumbnail=evidence.get(("frame", i), ""), pdq=f.pdq, pdq_quality=f.pdq_quality)
+              thumbnail=evidence.get(("frame", i), ""), pdq=f.pdq, pdq_quality=f.pdq_quality,
+              text_boxes=f.text_boxes)
         for i, f in enumerate(result.frames)
     ])
     FrameLabel.objects.bulk_create([

@@ -63,6 +63,10 @@ class Frame:
     # result's JSON, where 7,200 frames would add half a megabyte.
     pdq: str = ""
     pdq_quality: int | None = None
+    # Where the frame's OCR text is: [{"text", "box": [[x, y] * 4 in 0..1 of the frame],
+    # "labels": [text labels the line's words gave]}] (local engine, flagged frames only);
+    # the review pages draw and blur these regions.
+    text_boxes: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Frame:
@@ -71,6 +75,7 @@ class Frame:
             risk_level=data.get("risk_level", "none"),
             labels=[Label.from_dict(lbl) for lbl in data.get("labels", [])],
             image=data.get("image") if isinstance(data.get("image"), str) else None,
+            text_boxes=[dict(b) for b in data.get("text_boxes") or () if isinstance(b, dict)],
         )
 
 

@@ -32,6 +32,7 @@ from ..base import (
 from ..errors import MediaError
 from ..result import Frame, Result, worst_risk
 from .checks import local_checks
+from .text_boxes import text_boxes
 
 # Provider option -> the MODERATION setting that gives its default.
 SETTING_DEFAULTS = {
@@ -181,7 +182,8 @@ class LocalProvider(Provider):
         risk = worst_risk(label.risk_level for label in labels)
         pdq = details.get("pdq") or {}
         frame = Frame(offset=0.0, risk_level=risk, labels=list(labels), image=thumbnail,
-                      pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"))
+                      pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"),
+                      text_boxes=text_boxes(details))
         return Result(
             status="done",
             risk_level=risk,

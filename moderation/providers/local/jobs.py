@@ -31,6 +31,7 @@ from ..result import Frame, Label, Result, Slice, worst_risk
 from .decode import make_thumbnail
 from .engine import EngineConfig, _cv2
 from .pool import PARALLELISM, FrameOutcome, analyse_frame, default_workers
+from .text_boxes import text_boxes
 
 BgrImage = NDArray[np.uint8]
 
@@ -279,7 +280,8 @@ class FrameDispatcher:
         self.records.append(record)
         pdq = outcome.details.get("pdq") or {}  # a reused frame shares its source's hash
         return Frame(offset=pending.offset, risk_level=risk, labels=labels, image=image,
-                     pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"))
+                     pdq=pdq.get("hash", ""), pdq_quality=pdq.get("quality"),
+                     text_boxes=text_boxes(outcome.details) if image is not None else [])
 
     def _account(self, outcome: FrameOutcome) -> None:
         for stage, ms in outcome.details.get("timings_ms", {}).items():

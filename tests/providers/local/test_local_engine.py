@@ -122,6 +122,19 @@ def test_ad_text_gives_contact_label_from_both_lines(results):
     assert "加微信" in label.description and "WhatsApp" in label.description
 
 
+def test_ocr_boxes_are_kept_with_the_frame(results):
+    """The review pages draw these over the thumbnail and blur the flagged ones."""
+    (frame,) = results["ad_text.png"].frames
+    flagged = [box for box in frame.text_boxes if box["labels"]]
+    assert flagged and {lbl for box in flagged for lbl in box["labels"]} == {
+        "pt_toDirectContact_tii"}
+    assert any("微信" in box["text"] for box in flagged)
+    assert all(0 <= x <= 1 and 0 <= y <= 1 for box in frame.text_boxes for x, y in box["box"])
+    assert Result.from_dict(results["ad_text.png"].to_dict()).frames[0].text_boxes == (
+        frame.text_boxes)
+    assert results["benign.jpg"].frames[0].text_boxes == []
+
+
 def test_result_shape_and_json(results):
     result = results["ad_text.png"]
     (frame,) = result.frames
