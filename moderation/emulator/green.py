@@ -214,7 +214,8 @@ def moderate(data: bytes, scenes: list[str], data_id: str) -> list[Label]:
     """The local provider's labels for the bytes; its errors become §2.6 codes."""
     media = Media(name=data_id or "image", kind="image", opener=partial(io.BytesIO, data),
                   size=len(data))
-    request = ModerationRequest(scenes=[SCENES[s] for s in scenes], data_id=data_id)
+    request = ModerationRequest(scenes=[SCENES[s] for s in scenes], data_id=data_id,
+                                options=dict(ENGINE_OPTIONS))  # an animation: see _frames_task
     return _local(media, request).labels
 
 
