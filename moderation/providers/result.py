@@ -129,6 +129,9 @@ class Result:
     # Seconds of sound the provider listened to. A silent track yields no slice, so this
     # tells "heard nothing" (analysed) apart from "had nothing to hear" (see analysed).
     audio_seconds: float = 0.0
+    # Frames the provider looked at without reporting each one (IMM lists only its blocked
+    # frames, with a TotalCount): a clean video is analysed although ``frames`` is empty.
+    frames_analysed: int = 0
 
     @property
     def finished(self) -> bool:
@@ -138,7 +141,8 @@ class Result:
     def analysed(self) -> bool:
         """Whether anything was looked at or listened to: a frame, a slice, some audio.
         A done result that analysed nothing never passes (pipeline.ingest)."""
-        return bool(self.frames or self.slices or self.audio_seconds > 0)
+        return bool(self.frames or self.slices or self.audio_seconds > 0
+                    or self.frames_analysed > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; evidence bytes are dropped (URLs are kept)."""
@@ -168,6 +172,7 @@ class Result:
             task_id=data.get("task_id", ""),
             raw=data.get("raw"),
             audio_seconds=float(data.get("audio_seconds") or 0.0),
+            frames_analysed=int(data.get("frames_analysed") or 0),
         )
 
     def all_labels(self) -> list[Label]:

@@ -259,18 +259,8 @@ def test_a_benign_image_carries_no_risk(subject, no_queries):
     assert all(label.risk_level == "none" for label in result.all_labels())
 
 
-#: IMM answers a clean video with ``Frames: {TotalCount: 12, BlockFrames: []}``, and
-#: ``imm.parse_moderation_result`` keeps only the blocked frames: the Result shows nothing
-#: analysed, so ``pipeline.ingest`` fails the job (``nothing_analysed``) instead of passing
-#: it. Strict: this case fails loudly once the parser records what IMM looked at.
-IMM_CLEAN_VIDEO = pytest.mark.xfail(
-    strict=True, reason="IMM's done result of a clean video analysed nothing (no frame)")
-
-
 @pytest.mark.slow  # a real video analysis per provider (about 1-3 s each)
-@pytest.mark.parametrize("subject", [
-    pytest.param(name, marks=IMM_CLEAN_VIDEO) if name == "imm" else name
-    for name in SUBJECTS], indirect=True)
+@pytest.mark.parametrize("subject", SUBJECTS, indirect=True)
 def test_a_declared_video_is_moderated_and_an_async_task_finished(subject, no_queries):
     if not subject.provider.supports("video"):
         with pytest.raises(NotSupported):

@@ -301,7 +301,17 @@ def parse_moderation_result(body: Mapping[str, Any], task_id: str = "") -> Resul
         frame_summary=summary,
         task_id=task_id,
         raw=dict(body),
+        frames_analysed=_total_count(frames_part.get("TotalCount")),
     )
+
+
+def _total_count(value: Any) -> int:
+    """``Frames.TotalCount``: how many frames IMM looked at (BlockFrames lists only the
+    blocked ones), 0 when absent or not a count."""
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 # --- the provider ----------------------------------------------------------------------------

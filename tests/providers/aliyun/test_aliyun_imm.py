@@ -327,6 +327,16 @@ def test_parse_documented_pass():
     result = parse_moderation_result(CAPTURED_PASS)
     assert (result.status, result.risk_level) == ("done", "none")
     assert result.task_id == "VideoModeration-abc" and result.raw == CAPTURED_PASS
+    # IMM lists only blocked frames: TotalCount says the clean video was looked at, so the
+    # pipeline passes it instead of failing it as "nothing_analysed"
+    assert result.frames == [] and result.frames_analysed == 10 and result.analysed
+    assert Result.from_dict(result.to_dict()).analysed
+
+
+def test_parse_pass_without_a_frame_count_analysed_nothing():
+    body = {**CAPTURED_PASS, "ModerationResult": {"Categories": [], "Suggestion": "pass",
+                                                  "Frames": {"BlockFrames": []}}}
+    assert not parse_moderation_result(body).analysed
 
 
 def test_parse_block_frames_grouped_by_offset():
