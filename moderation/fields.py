@@ -17,7 +17,9 @@ class StreamURLFormField(forms.URLField):
         super().__init__(**{"assume_scheme": "https", **kwargs})
 
 
-class StreamURLField(models.URLField):
+# Unparametrised on purpose: django-stubs' plugin then gives a model's attribute the
+# URLField's own get/set types (str), as for any URLField.
+class StreamURLField(models.URLField):  # type: ignore[type-arg]
     """A ``URLField`` for live streams: rtmp(s), rtsp, srt and http(s), no private literal."""
 
     default_validators = [StreamURLValidator()]

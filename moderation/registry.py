@@ -9,7 +9,7 @@ Call it from ``AppConfig.ready()`` or from a ``moderation.py`` module of any ins
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ INTERVAL_RANGE = (1, 600)  # seconds, as Alibaba's video scan
 MAX_FRAMES_RANGE = (5, 3600)
 
 
-def validate_frame_options(interval, max_frames) -> str:
+def validate_frame_options(interval: float | None, max_frames: int | None) -> str:
     """A readable problem with frame-capture options, or "" (shared with the command)."""
     if interval is not None and not INTERVAL_RANGE[0] <= interval <= INTERVAL_RANGE[1]:
         return f"interval={interval!r} must be within {INTERVAL_RANGE} seconds"
@@ -81,7 +81,8 @@ class Registration:
         """'flag', 'hide', or the callable ``on_block(instance, job)``."""
         if callable(self.on_block) or self.on_block in ON_BLOCK_CHOICES:
             return self.on_block
-        return import_string(self.on_block)
+        action: Callable[..., Any] = import_string(self.on_block)
+        return action
 
     def validate(self) -> None:
         opts = self.model._meta
@@ -172,7 +173,7 @@ class Registry:
     def __contains__(self, model: type[models.Model]) -> bool:
         return model in self._registry
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Registration]:
         return iter(self._registry.values())
 
 

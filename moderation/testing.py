@@ -20,7 +20,7 @@ from django.test import override_settings
 from .models import Job
 from .pipeline import process
 from .providers import Label, Result
-from .providers.base import Provider
+from .providers.base import Media, ModerationRequest, Provider
 from .providers.result import Frame
 
 
@@ -33,18 +33,19 @@ class ScriptedProvider(Provider):
 
     capabilities = frozenset({"image", "video", "audio", "sync"})
     default_scenes = ("porn",)
-    script: list = []  # each item: a Result or an exception instance
-    calls: list = []
+    script: list[Result | Exception] = []
+    #: (method, media name or task id, first 16 bytes or None, request)
+    calls: list[tuple[str, str, bytes | None, ModerationRequest]] = []
 
-    def submit(self, media, request):
+    def submit(self, media: Media, request: ModerationRequest) -> Result:
         ScriptedProvider.calls.append(("submit", media.name, media.read()[:16], request))
         return self._next()
 
-    def fetch(self, task_id, request):
+    def fetch(self, task_id: str, request: ModerationRequest) -> Result:
         ScriptedProvider.calls.append(("fetch", task_id, None, request))
         return self._next()
 
-    def _next(self):
+    def _next(self) -> Result:
         item = ScriptedProvider.script.pop(0)
         if isinstance(item, Exception):
             raise item

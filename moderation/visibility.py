@@ -6,16 +6,22 @@ object again until its new job passes.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
 from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Replace
 
 from .models import SHOWABLE, Job
 from .registry import registry
 
+_M = TypeVar("_M", bound=models.Model)
 
-def _object_id_expression(model, using: str):
+
+def _object_id_expression(model: type[models.Model],
+                          using: str) -> tuple[Cast, Replace | None]:
     """The object's pk as the text stored in Job.object_id (``str(pk)``)."""
     pk = model._meta.pk
     as_text = Cast(OuterRef("pk"), models.CharField())
@@ -25,14 +31,14 @@ def _object_id_expression(model, using: str):
     return as_text, None
 
 
-def visible(queryset: models.QuerySet) -> models.QuerySet:
+def visible(queryset: models.QuerySet[_M]) -> models.QuerySet[_M]:
     model = queryset.model
     registration = registry.get(model)
     if registration is None:
         return queryset
     ct = ContentType.objects.db_manager(queryset.db).get_for_model(model, for_concrete_model=False)
     pk_text, job_id_expr = _object_id_expression(model, queryset.db)
-    condition = Q()
+    condition: Q | Combinable = Q()
     for name in registration.fields:
         jobs = Job.objects.filter(
             content_type=ct, field_name=name, file_name=OuterRef(name), is_current=True,

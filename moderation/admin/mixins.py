@@ -3,12 +3,15 @@ inline and the review actions, all on the host's objects rather than on jobs."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Case, F, Subquery, When
+from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -20,11 +23,19 @@ from ..visibility import _object_id_expression
 from .bulk import bulk_decide
 from .jobs import risk_badge
 
+if TYPE_CHECKING:  # the mixin is used on a ModelAdmin: type-check it as one
+    from django.contrib.admin.options import InlineModelAdmin
+    from django_stubs_ext import StrOrPromise
+
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
 #: Prefix of the per-field annotations that feed the status column.
 STATE_PREFIX = "_moderation_state_"
 
 
-def _job_state():
+def _job_state() -> Case:
     """The text the status column shows for a job, computed in SQL: its status while
     unfinished, then its decision, else its review state (as the column always did)."""
     return Case(
@@ -35,7 +46,7 @@ def _job_state():
     )
 
 
-def annotate_job_states(queryset: models.QuerySet) -> models.QuerySet:
+def annotate_job_states(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
     """``queryset`` with the state of each registered field's current job, one subquery
     per field: the changelist costs the same number of queries for 1 or 100 rows."""
     registration = registry.get(queryset.model)
@@ -51,9 +62,11 @@ def annotate_job_states(queryset: models.QuerySet) -> models.QuerySet:
             jobs = jobs.alias(_oid=job_id_expr).filter(_oid=pk_text)
         else:
             jobs = jobs.filter(object_id=pk_text)
-        jobs = jobs.order_by("-created_at", "-id").annotate(_state=_job_state())
-        states[STATE_PREFIX + name] = Subquery(jobs.values("_state")[:1])
-    return queryset.annotate(**states)
+        # not `_state`: that is the name of every model instance's ModelState
+        jobs = jobs.order_by("-created_at", "-id").annotate(_job_state=_job_state())
+        states[STATE_PREFIX + name] = Subquery(jobs.values("_job_state")[:1])
+    annotated: models.QuerySet[Any] = queryset.annotate(**states)
+    return annotated
 
 
 class CurrentJobsInline(GenericTabularInline):
@@ -71,20 +84,22 @@ class CurrentJobsInline(GenericTabularInline):
     verbose_name = _("moderation job")
     verbose_name_plural = _("moderation jobs (current)")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Job]:
         return super().get_queryset(request).filter(is_current=True)
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest,
+                              obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest,
+                              obj: models.Model | None = None) -> bool:
         return False
 
     @admin.display(description=_("outcome"))
-    def outcome(self, obj):
+    def outcome(self, obj: Job) -> StrOrPromise:
         if obj.status != Status.DONE:
             return obj.error_code or "-"
         if obj.review_state == "pending":
@@ -92,15 +107,16 @@ class CurrentJobsInline(GenericTabularInline):
         return obj.get_decision_display() or obj.suggestion or "-"
 
     @admin.display(description=_("risk"))
-    def risk(self, obj):
-        return risk_badge(obj.risk_level)
+    def risk(self, obj: Job) -> str:
+        badge: str = risk_badge(obj.risk_level)
+        return badge
 
     @admin.display(description=_("labels"))
-    def labels_text(self, obj):
+    def labels_text(self, obj: Job) -> str:
         return ", ".join(obj.labels) or "-"
 
     @admin.display(description=_("job"))
-    def console_link(self, obj):
+    def console_link(self, obj: Job) -> str:
         try:
             url = reverse(f"{self.admin_site.name}:moderation_job_change", args=[obj.pk])
         except NoReverseMatch:  # the console is not on this admin site
@@ -108,7 +124,7 @@ class CurrentJobsInline(GenericTabularInline):
         return format_html('<a href="{}">#{}</a>', url, obj.pk)
 
 
-class ModeratedAdminMixin:
+class ModeratedAdminMixin(_AdminBase):
     """For a host ModelAdmin of a registered model.
 
     - ``"moderation_status"`` in ``list_display``: each field's current job state, from
@@ -120,21 +136,22 @@ class ModeratedAdminMixin:
     """
 
     #: Inlines added to the host's own ``inlines``.
-    moderation_inlines: tuple = (CurrentJobsInline,)
+    moderation_inlines: tuple[type[InlineModelAdmin[Any, Any]], ...] = (CurrentJobsInline,)
     moderation_actions: tuple[str, ...] = ("moderation_approve", "moderation_reject",
                                            "moderation_retry")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         return annotate_job_states(super().get_queryset(request))
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest,
+                    obj: models.Model | None) -> list[type[InlineModelAdmin[Any, Any]]]:
         inlines = list(super().get_inlines(request, obj))
         if obj is None:
             return inlines
         return inlines + [i for i in self.moderation_inlines if i not in inlines]
 
     @admin.display(description=_("moderation"))
-    def moderation_status(self, obj):
+    def moderation_status(self, obj: models.Model) -> str:
         registration = registry.get(type(obj))
         names = registration.fields if registration else []
         if names and all(hasattr(obj, STATE_PREFIX + n) for n in names):
@@ -148,7 +165,7 @@ class ModeratedAdminMixin:
 
     # --- actions ------------------------------------------------------------------------
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
@@ -159,14 +176,14 @@ class ModeratedAdminMixin:
                 actions[name] = (func, name, func.short_description)
         return actions
 
-    def has_moderation_review_permission(self, request) -> bool:
+    def has_moderation_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("moderation.review_job")
 
-    def has_moderation_retry_permission(self, request) -> bool:
+    def has_moderation_retry_permission(self, request: HttpRequest) -> bool:
         """Retrying spends provider calls and changes the job: ``moderation.change_job``."""
         return request.user.has_perm("moderation.change_job")
 
-    def current_jobs(self, queryset) -> models.QuerySet:
+    def current_jobs(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Job]:
         """The current jobs of the objects in ``queryset``."""
         ct = ContentType.objects.get_for_model(queryset.model, for_concrete_model=False)
         ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
@@ -174,23 +191,26 @@ class ModeratedAdminMixin:
 
     @admin.action(description=_("Approve their moderation (show)"),
                   permissions=["moderation_review"])
-    def moderation_approve(self, request, queryset):
+    def moderation_approve(self, request: HttpRequest,
+                           queryset: models.QuerySet[Any]) -> HttpResponse | None:
         return self._decide(request, queryset, Decision.APPROVED)
 
     @admin.action(description=_("Reject their moderation (block)"),
                   permissions=["moderation_review"])
-    def moderation_reject(self, request, queryset):
+    def moderation_reject(self, request: HttpRequest,
+                          queryset: models.QuerySet[Any]) -> HttpResponse | None:
         return self._decide(request, queryset, Decision.REJECTED)
 
     @admin.action(description=_("Retry their failed or expired moderation"),
                   permissions=["moderation_retry"])
-    def moderation_retry(self, request, queryset):
+    def moderation_retry(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
         jobs = self.current_jobs(queryset).filter(status__in=(Status.FAILED, Status.EXPIRED))
-        count = sum(1 for job in jobs if pipeline.retry(job, actor=request.user))
+        count = len([job for job in jobs if pipeline.retry(job, actor=request.user)])
         self.message_user(request, _("%(n)d job(s) queued again.") % {"n": count},
                           messages.SUCCESS)
 
-    def _decide(self, request, queryset, decision: str):
+    def _decide(self, request: HttpRequest, queryset: models.QuerySet[Any],
+                decision: str) -> HttpResponse | None:
         """Returns the page asking for a reason code when a rejection needs one."""
         return bulk_decide(self, request, self.current_jobs(queryset), decision)
 

@@ -89,7 +89,7 @@ def get_provider(alias: str | None = None) -> Provider:
     if conf is None:
         known = ", ".join(sorted(moderation_settings.providers))
         raise UnknownProvider(f"unknown moderation provider {alias!r} (known: {known})")
-    backend = import_string(conf["BACKEND"])
+    backend: type[Provider] = import_string(conf["BACKEND"])
     return backend(alias, conf.get("OPTIONS", {}), context=provider_context())
 
 

@@ -76,10 +76,23 @@ class Detector(Protocol):
     ``detect`` may be called from several threads at once.
     """
 
-    name: str  # key of its timings and details; short, unique in the engine
-    scenes: frozenset[str]  # the scenes it serves (canonical names: KNOWN_SCENES or new)
-    labels: tuple[str, ...]  # the label names it may yield (documentation, checks)
-    needs: frozenset[str]  # PIXELS and/or TEXT
+    # Read-only members (a plain class attribute satisfies each), so that a detector's
+    # `labels = ("qrcode",)` type-checks as a tuple[str, ...].
+    @property
+    def name(self) -> str:  # key of its timings and details; short, unique in the engine
+        ...
+
+    @property
+    def scenes(self) -> frozenset[str]:  # the scenes it serves (canonical: KNOWN_SCENES or new)
+        ...
+
+    @property
+    def labels(self) -> tuple[str, ...]:  # the label names it may yield (docs, checks)
+        ...
+
+    @property
+    def needs(self) -> frozenset[str]:  # PIXELS and/or TEXT
+        ...
 
     def detect(self, frame: FrameInput) -> Detection: ...
 

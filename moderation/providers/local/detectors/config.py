@@ -33,6 +33,7 @@ def normalize_specs(value: Any) -> tuple[DetectorSpec, ...]:
         raise ValueError("DETECTORS must be a list of dotted paths or "
                          "{'class': path, 'options': {...}} dicts")
     specs = []
+    options: Any
     for item in value:
         if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], str):
             specs.append((str(item[0]), item[1]))  # already a spec (sent to a worker)

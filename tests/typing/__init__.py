@@ -1,0 +1,1 @@
+"""Typed code that .ci/typecheck checks (never collected by pytest): tests/typing/site_usage.py."""
