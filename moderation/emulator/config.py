@@ -15,6 +15,11 @@ from typing import Any
 
 from .verify import MAX_SKEW
 
+#: How the emulator runs the local engine: in the request's own thread. The engine's
+#: default would start its pool of worker processes, each loading the models, while the
+#: client's read timeout runs (the SDKs' is 10 s; under load the start-up alone exceeded it).
+ENGINE_OPTIONS = {"parallelism": "threads"}
+
 DEFAULT_ACCESS_KEY_ID = "LTAI5tEmulatorKeyId0001"
 DEFAULT_ACCESS_KEY_SECRET = "EmulatorSecret0000000000000001"
 DEFAULT_UID = "1000000000000001"

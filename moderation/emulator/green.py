@@ -47,7 +47,7 @@ from ..providers.aliyun.vocabulary import (
 )
 from ..providers.result import Label
 from .app import Call, Reply, Routes
-from .config import EmulatorConfig
+from .config import ENGINE_OPTIONS, EmulatorConfig
 from .guardrails import (
     _TOO_LARGE_CODES,
     ALGO_FAILED,
@@ -57,7 +57,6 @@ from .guardrails import (
     BusinessError,
     fetch_url,
 )
-from .video_tasks import ENGINE_OPTIONS
 
 VERSION = "2018-05-09"
 #: 1.0 image scenes the emulator answers -> local-engine scenes (the others are refused, 400).

@@ -36,7 +36,7 @@ from ..providers import (
     get_provider,
 )
 from .app import Call, Reply, Routes
-from .config import EmulatorConfig
+from .config import ENGINE_OPTIONS, EmulatorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -319,8 +319,11 @@ def moderate(data: bytes, data_id: str | None) -> Result:
         name=data_id or "image", kind="image", opener=partial(io.BytesIO, data), size=len(data)
     )
     try:
+        # In this thread (like the green 1.0 handlers): an animated image would otherwise
+        # start the engine's pool of worker processes while the client's read timeout runs.
         return get_provider("local").submit(
-            media, ModerationRequest(scenes=list(SCENES), data_id=data_id or "")
+            media, ModerationRequest(scenes=list(SCENES), data_id=data_id or "",
+                                     options=dict(ENGINE_OPTIONS))
         )
     except MediaError as exc:
         code = TOO_LARGE if exc.code in _TOO_LARGE_CODES else BAD_FORMAT

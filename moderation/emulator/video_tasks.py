@@ -27,7 +27,7 @@ import requests
 from ..providers import MediaError, Result
 from ..providers.aliyun.checksum import callback_checksum
 from .app import LimitExceeded
-from .config import EmulatorConfig
+from .config import ENGINE_OPTIONS, EmulatorConfig
 from .guardrails import (
     ALGO_FAILED,
     BAD_FORMAT,
@@ -43,7 +43,6 @@ from .tasks import DONE, Task, TaskStore
 logger = logging.getLogger(__name__)
 
 SCENES = ["porn", "qrcode", "ad"]
-ENGINE_OPTIONS = {"parallelism": "threads"}
 MAX_VIDEO_BYTES = 500 << 20  # 2.0 file limit, aliyun-api-reference.md §3.3
 TEMP_PREFIX = "/_emulator/"
 _TEMP_PATH = re.compile(r"^/_emulator/(frames|slices)/([\w-]+)/(\d+\.(?:jpg|wav))$")
