@@ -6,6 +6,7 @@ ingested again later (reuse of the same bytes, re-ingest after a policy change).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ def risk_rank(level: str) -> int:
     return RISK_LEVELS.index(level)
 
 
-def worst_risk(levels) -> str:
+def worst_risk(levels: Iterable[str]) -> str:
     """The highest of some risk levels (``none`` for no levels)."""
     return max(levels, key=risk_rank, default="none")
 
@@ -178,6 +179,7 @@ class Result:
     def all_labels(self) -> list[Label]:
         """Job-level labels plus every frame's and slice's labels."""
         out = list(self.labels)
-        for part in (*self.frames, *self.slices):
+        parts: list[Frame | Slice] = [*self.frames, *self.slices]
+        for part in parts:
             out.extend(part.labels)
         return out
