@@ -19,7 +19,7 @@ LOCAL_PACKAGES = {
     "numpy": "numpy",
     "onnxruntime": "onnxruntime",
     "nudenet": "nudenet",
-    "rapidocr_onnxruntime": "rapidocr-onnxruntime",
+    "rapidocr": "rapidocr",
     "cv2": "opencv-python-headless",
     "pdqhash": "pdqhash",
 }

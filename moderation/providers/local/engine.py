@@ -213,15 +213,17 @@ class LocalEngine:
         self._ocr_lock = threading.Lock()
 
     def _load_ocr(self) -> Any:
-        from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - heavy, local extra (RapidOCR)
+        from rapidocr import RapidOCR  # noqa: PLC0415 - heavy, local extra (RapidOCR)
 
         _cv2()
+        # rapidocr 3 (its default PP-OCR models ship in the wheel: nothing is downloaded).
         # "max": never upscale; the caller downscales to ocr_width (P5).
-        return RapidOCR(
-            intra_op_num_threads=self.config.intra_op_threads,
-            inter_op_num_threads=1,
-            det_limit_type="max",
-        )
+        return RapidOCR(params={
+            "Global.log_level": "warning",
+            "EngineConfig.onnxruntime.intra_op_num_threads": self.config.intra_op_threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            "Det.limit_type": "max",
+        })
 
     def warm_up(self) -> None:
         rng = np.random.default_rng(0)
@@ -259,9 +261,12 @@ class LocalEngine:
                 cv2.fillPoly(small, [(np.asarray(polygon) * scale).astype(np.int32)], (255,) * 3)
         ocr = self._ocr.get()
         with self._ocr_lock:
-            result, _ = ocr(small)
+            result = ocr(small)
+        found = ()  # boxes, txts and scores are None when there is no text
+        if result.boxes is not None and result.txts is not None:
+            found = zip(result.boxes, result.txts, result.scores, strict=True)
         lines = []
-        for box, text, score in result or ():  # (None, None) when there is no text (P5)
+        for box, text, score in found:
             lines.append({
                 "text": text,
                 "score": round(float(score), 4),
