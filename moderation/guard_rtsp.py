@@ -83,7 +83,7 @@ class RtspGuard(LoopbackServer):
         return f"127.0.0.1:{self.local_port}"
 
     def _serve(self, client: socket.socket) -> None:
-        upstream = None
+        upstream: socket.socket | None = None
         try:
             upstream = socket.create_connection((self.address, self.port),
                                                 timeout=CONNECT_TIMEOUT)
@@ -95,9 +95,9 @@ class RtspGuard(LoopbackServer):
         except (OSError, Refused):
             return
         finally:
-            for conn in (client, upstream):
-                if conn is not None:
-                    self._untrack(conn)
+            for tracked in (client, upstream):
+                if tracked is not None:
+                    self._untrack(tracked)
                     close_quietly(conn)
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:

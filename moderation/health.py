@@ -48,6 +48,8 @@ def auth_failures(now: datetime | None = None) -> list[AuthFailure]:
         last = (ReviewEvent.objects.filter(action=ReviewEvent.Action.FAILED, data__kind="auth",
                                            job__provider=provider)
                 .order_by("-created_at", "-id").first())
+        if last is None:  # purged since the count above
+            continue
         failures.append(AuthFailure(provider, row["jobs"], str(last.data.get("code", "")),
                                     last.reason, last_at))
     return sorted(failures, key=lambda failure: failure.provider)

@@ -252,7 +252,7 @@ def provider_errors(p: Period, top: int = 3) -> ProviderErrors:
 def overview(p: Period) -> dict[str, Any]:
     """Everything the overview page shows, for ``p``."""
     volume = volume_by_day(p)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for _day, counts in volume:
         totals.update(counts)
     return {

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.files.base import File
@@ -52,7 +52,7 @@ LazyEvidence = _LazyEvidenceStorage()
 
 def get_evidence_storage() -> Storage:
     """FileField ``storage=`` callable: migrations record this path, not settings."""
-    return LazyEvidence
+    return cast(Storage, LazyEvidence)  # a LazyObject: behaves as the Storage it wraps
 
 
 def reset() -> None:

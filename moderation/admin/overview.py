@@ -143,7 +143,7 @@ def stacked_bars(title: str, series, rows: list[tuple[date, dict[str, int]]],
     chart = Chart(title=title, y_ticks=y_ticks, legend=[(c, str(t)) for _k, t, c in series],
                   x_ticks=_x_ticks(days, lambda i: LEFT + slot * (i + 0.5)))
     for i, (day, values) in enumerate(rows):
-        y = HEIGHT - BOTTOM
+        y: float = HEIGHT - BOTTOM
         for key, name, colour in series:
             n = values.get(key, 0)
             if not n:
@@ -173,9 +173,9 @@ def lines(title: str, series, rows: list[tuple[date, dict[str, float | None]]],
     chart = Chart(title=title, y_ticks=y_ticks, legend=[(c, str(t)) for _k, t, c in series],
                   x_ticks=_x_ticks(days, x))
     for key, name, colour in series:
-        dots = [(x(i), round(HEIGHT - BOTTOM - plot_h * row[key] / top, 2),
-                 f"{_day(day)} · {name}: {fmt(row[key])}")
-                for i, (day, row) in enumerate(rows) if row.get(key) is not None]
+        dots = [(x(i), round(HEIGHT - BOTTOM - plot_h * value / top, 2),
+                 f"{_day(day)} · {name}: {fmt(value)}")
+                for i, (day, row) in enumerate(rows) if (value := row.get(key)) is not None]
         chart.lines.append(Line(colour, str(name), " ".join(f"{a},{b}" for a, b, _t in dots),
                                 dots))
     chart.empty = not values or not any(values)

@@ -292,7 +292,8 @@ def frame_results(frames: list[Frame], scenes: list[str],
             results.append({"scene": scene, "label": NORMAL, "suggestion": PASS,
                             "rate": NORMAL_RATE})
             continue
-        suggestion = max((m.suggestion for m, _, _ in hits[scene]), key=SUGGESTION_ORDER.get)
+        suggestion = max((m.suggestion for m, _, _ in hits[scene]),
+                         key=SUGGESTION_ORDER.__getitem__)
         results.append({"scene": scene, "label": scene, "suggestion": suggestion,
                         "rate": round(max(rate for _, rate, _ in hits[scene]), 2),
                         "frames": [entry for _, _, entry in hits[scene]]})

@@ -20,7 +20,7 @@ Action = ReviewEvent.Action
 
 
 def registration_for(job: Job) -> Registration | None:
-    if job.content_type_id is None:  # ad-hoc: default policy, no block action
+    if job.content_type_id is None or job.content_type is None:  # ad-hoc: default policy
         return None
     model = job.content_type.model_class()
     return registry.get(model) if model else None

@@ -54,7 +54,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {report.missing_files} files were already missing")
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
