@@ -170,6 +170,10 @@ class Job(models.Model):
         _("labels"), default=list, blank=True, help_text=_("names of the labels that carry risk")
     )
     frame_summary = models.JSONField(_("frame summary"), default=dict, blank=True)
+    # How far the provider has got while the job runs: {"done", "total", "unit" ("s" of
+    # the media or "frames"), "at"}, written by the worker (pipeline/progress.py) at most
+    # about once a second; {} when the provider reports nothing.
+    progress = models.JSONField(_("progress"), default=dict, blank=True)
     audio_summary = models.JSONField(_("audio summary"), default=dict, blank=True)
     error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_message = models.TextField(_("error message"), blank=True)

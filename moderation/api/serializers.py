@@ -17,6 +17,7 @@ from ..models import (
     MediaKind,
     Suggestion,
 )
+from ..pipeline.progress import UNITS, describe
 from ..validators import StreamURLValidator
 
 
@@ -29,8 +30,22 @@ def public_url(path: str) -> str:
     return f"{base}{path}" if base else path
 
 
+class JobProgressSerializer(serializers.Serializer):
+    """How far a running job has got; null once it is finished, or before its provider
+    said (remote providers mostly do not)."""
+
+    done = serializers.FloatField(help_text="seconds of the media (or frames) analysed")
+    total = serializers.FloatField(help_text="the whole, in the same unit; 0 when unknown")
+    unit = serializers.ChoiceField(choices=UNITS)
+    percent = serializers.IntegerField(allow_null=True, help_text="null when total is unknown")
+
+    def to_representation(self, job: Job) -> dict | None:
+        return None if job.is_finished else describe(job.progress)
+
+
 class JobSerializer(serializers.ModelSerializer):
     content_type = serializers.SerializerMethodField()
+    progress = JobProgressSerializer(source="*", read_only=True, allow_null=True)
     # Blank until the job is decided; declared so that the schema allows "" (BlankEnum).
     suggestion = serializers.ChoiceField(choices=Suggestion.choices, allow_blank=True,
                                          read_only=True)
@@ -41,8 +56,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "content_type", "object_id", "field_name", "file_name", "media_kind",
                   "provider", "status", "suggestion", "risk_level", "labels", "review_state",
-                  "decision", "error_code", "error_message", "attempts", "created_at",
-                  "completed_at"]
+                  "decision", "error_code", "error_message", "attempts", "progress",
+                  "created_at", "completed_at"]
         read_only_fields = fields
 
     def get_content_type(self, job: Job) -> str | None:

@@ -35,6 +35,7 @@ from ..retrying import backoff_seconds, next_try
 from .ingest import ingest, result_version
 from .jobs import _cancel, log
 from .live import follow_stream
+from .progress import ProgressWriter
 from .verdict import send_on_commit
 
 logger = logging.getLogger(__package__)  # "moderation.pipeline", as before the split
@@ -183,6 +184,8 @@ def submit(job: Job, lease: Lease | None = None) -> str:
         job.file_size = media.size
     job.submitted_at = timezone.now()  # the attempt was counted when the lease was taken
     job.save(update_fields=["sha256", "file_size", "submitted_at", "updated_at"])
+    if job.media_kind not in SLOTTED_KINDS:  # videos: once they have a task slot (below)
+        mark_started(job)
 
     earlier = reusable_result(job)
     if earlier is not None:
@@ -202,16 +205,19 @@ def submit(job: Job, lease: Lease | None = None) -> str:
         return "library"
     if provider.needs_url and not media.url:
         media.url = fetchable_url(job) or ""
-    request = build_request(job, provider)
+    request = build_request(job, provider, progress=ProgressWriter(job.pk))
     if not claim_task_slot(job, provider):
         return "waiting"
+    mark_started(job)
     if job.media_kind == MediaKind.LIVE:
         return follow_stream(job, provider.stream(media, request), lease)
+    # Logged when the provider gets the media, not when it answers: a local engine's
+    # answer about a long video comes minutes later.
+    log(job, Action.SUBMITTED)
     result = provider.submit(media, request)
     if lease is not None:
         lease.check()  # taken over while the provider worked: the new holder finishes
     send_on_commit(signals.job_submitted, job)
-    log(job, Action.SUBMITTED)
     if result.finished:
         ingest(job, result)
         return "done"
@@ -220,6 +226,17 @@ def submit(job: Job, lease: Lease | None = None) -> str:
 
 
 SLOTTED_KINDS = (MediaKind.VIDEO, MediaKind.LIVE)
+
+
+def mark_started(job: Job) -> None:
+    """A worker is on it: ``in_progress`` from now on (not "pending" for the minutes a
+    long video takes), with no progress yet (an earlier attempt's is stale). Conditional,
+    so a job cancelled meanwhile stays cancelled; a claimed task slot stays counted
+    (``claim_task_slot`` counts in-progress jobs too)."""
+    started = (Job.objects.filter(pk=job.pk, status__in=(Status.PENDING, Status.SUBMITTED))
+               .update(status=Status.IN_PROGRESS, progress={}))
+    if started:
+        job.status, job.progress = Status.IN_PROGRESS, {}
 
 
 def claim_task_slot(job: Job, provider) -> bool:
@@ -281,7 +298,8 @@ def fetchable_url(job: Job) -> str | None:
 
 def poll(job: Job) -> str:
     provider = get_provider(job.provider)
-    result = provider.fetch(job.provider_task_id or "", build_request(job, provider))
+    result = provider.fetch(job.provider_task_id or "",
+                            build_request(job, provider, progress=ProgressWriter(job.pk)))
     if result.finished:
         ingest(job, result)
         return "done"
@@ -304,7 +322,9 @@ def poll_delay(job: Job) -> float:
                max(moderation_settings.POLL_INTERVAL_MAX, moderation_settings.POLL_INTERVAL))
 
 
-def build_request(job: Job, provider) -> ModerationRequest:
+def build_request(job: Job, provider, progress=None) -> ModerationRequest:
+    """The job's request; ``progress`` hears how far the provider has got (a
+    :class:`~.progress.ProgressWriter` in the worker's steps)."""
     return ModerationRequest(
         scenes=list(job.scenes or provider.default_scenes),
         biz_type=job.biz_type,
@@ -315,6 +335,7 @@ def build_request(job: Job, provider) -> ModerationRequest:
         callback_url=_callback_url(job.provider) if provider.supports(CALLBACK) else "",
         libraries=hash_library(),
         options={k: v for k, v in (job.options or {}).items() if k != "frames"},
+        progress=progress,
     )
 
 
@@ -383,8 +404,8 @@ def handle_error(job: Job, error: ModerationError) -> str:
     if delay is None:
         return _finish_unsuccessfully(job, Status.FAILED, Action.FAILED, error)
     job.attempts = attempts
-    if job.status == Status.SUBMITTED and not job.provider_task_id:
-        job.status = Status.PENDING  # the claimed task slot was not used: give it back
+    if job.status in (Status.SUBMITTED, Status.IN_PROGRESS) and not job.provider_task_id:
+        job.status = Status.PENDING  # not at the provider (a claimed task slot: given back)
     job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     job.save(update_fields=["status", "error_code", "error_message", "next_attempt_at",
                             "attempts", "updated_at"])

@@ -105,6 +105,11 @@ class Media:
         )
 
 
+#: ``(done, total, unit)``: how far a provider has got with one media, ``unit`` ``"s"``
+#: (seconds of the media) or ``"frames"``, ``total`` 0 when unknown.
+ProgressReporter = Callable[[float, float, str], None]
+
+
 @dataclass
 class ModerationRequest:
     """What to check and how: everything a provider may use besides the bytes."""
@@ -118,6 +123,15 @@ class ModerationRequest:
     # moderation.libraries. Given by the pipeline so that providers stay model-free.
     libraries: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Where a long analysis says how far it has got (the pipeline writes it onto the job,
+    # throttled, for the job page); providers call :meth:`report_progress`.
+    progress: ProgressReporter | None = None
+
+    def report_progress(self, done: float, total: float, unit: str = "s") -> None:
+        """Tell the caller how far the work has got; a no-op when nobody listens. Cheap
+        enough to call per frame: the listener throttles."""
+        if self.progress is not None:
+            self.progress(done, total, unit)
 
 
 @dataclass

@@ -112,7 +112,7 @@ class LocalProvider(Provider):
         options = self.settings_for(request)
         common = {"scenes": request.scenes or self.default_scenes,
                   "libraries": request.libraries, "keywords": self.keywords(request),
-                  "options": options}
+                  "options": options, "progress": request.report_progress}
         if media.kind == FRAMES:
             from .animation import refuse_animated  # noqa: PLC0415 - numpy (local extra); E009 needs this module without it
 

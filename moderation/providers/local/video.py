@@ -28,6 +28,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any
 
+from ..base import ProgressReporter
 from ..errors import MediaError
 from ..result import Frame, Result, Slice
 from .container import Source, VideoInfo, check_size, probe
@@ -72,8 +73,11 @@ def analyse_video(
     libraries: Any = None,
     keywords: dict[str, list[str]] | None = None,
     options: Mapping[str, Any] | None = None,
+    progress: ProgressReporter | None = None,
 ) -> Result:
     """Moderate a video (or audio-only) file: frames at ``interval``, and the speech.
+
+    ``progress`` hears how far the job has got in seconds of the file (see ``_Progress``).
 
     ``MediaError`` codes: ``empty_file``, ``file_too_large`` (``max_video_bytes``, checked
     before decoding), ``too_long`` (``max_file_duration``: declared, demuxed or decoded),
@@ -98,10 +102,12 @@ def analyse_video(
     offsets = sample_offsets(info.duration, opts.interval, opts.max_frames)
     mode = choose_mode(opts.parallelism)
     stats = DecodeStats()
+    tracker = _Progress(progress, info.duration, "s", frames=info.has_video,
+                        speech=pieces is not None)
     frames, slices, records = _run(
         mode, opts, task, times, pieces, keywords, options,
         (lambda: sample_frames(source, info, offsets, stats)) if info.has_video else None,
-        audio_stats,
+        audio_stats, tracker,
     )
     raw = {
         "provider": "local",
@@ -124,10 +130,12 @@ def analyse_frames(
     libraries: Any = None,
     keywords: dict[str, list[str]] | None = None,
     options: Mapping[str, Any] | None = None,
+    progress: ProgressReporter | None = None,
 ) -> Result:
     """Alibaba's video sync scan: images at offsets, moderated as one job (no audio).
 
-    A frame that is not a valid image raises ``MediaError`` naming its offset.
+    A frame that is not a valid image raises ``MediaError`` naming its offset. ``progress``
+    hears how many frames are finished.
     """
     opts = VideoOptions.from_options(options)
     clock = _Clock()
@@ -135,8 +143,10 @@ def analyse_frames(
     task = FrameTask(list(scenes), libraries, keywords, engine_options(options), opts.ocr_gate)
     mode = choose_mode(opts.parallelism)
     ordered = sorted(frames, key=lambda item: item[0])
+    tracker = _Progress(progress, len(ordered), "frames", frames=True, speech=False)
     result_frames, _, records = _run(
-        mode, opts, task, times, None, keywords, options, lambda: _decode_frames(ordered)
+        mode, opts, task, times, None, keywords, options, lambda: _decode_frames(ordered),
+        tracker=tracker,
     )
     raw = {"provider": "local", "media": "frames", **_job_raw(mode, opts, records, times, clock)}
     return build_result(result_frames, [], raw)
@@ -180,9 +190,11 @@ def _run(
     options: Mapping[str, Any] | None,
     frames: Any,
     audio_stats: PieceStats | None = None,
+    tracker: _Progress | None = None,
 ) -> tuple[list[Frame], list[Slice], list[dict[str, Any]]]:
     """Speech first (streamed, a few pieces in flight), then every sampled frame; both on
-    the executor. Cleans up on errors."""
+    the executor. Cleans up on errors; tells ``tracker`` how far each track has got."""
+    tracker = tracker or _Progress(None, 0.0, "s", frames=False, speech=False)
     with crash_guard(opts.workers), executor_for(mode, opts.workers) as executor:
         speech = _SpeechTasks(executor, keywords, options, times, window=2 * opts.workers)
         speech.stats = audio_stats or PieceStats()
@@ -190,12 +202,19 @@ def _run(
         try:
             for start, pcm in timed_iter(pieces or iter(()), times, "audio_decode"):
                 speech.submit(start, pcm)
+                tracker.update("speech", speech.position())
             out: list[Frame] = []
             if frames is not None:
                 for offset, bgr in timed_iter(frames(), times, "decode"):
-                    out += dispatcher.add(offset, bgr)
+                    finished = dispatcher.add(offset, bgr)
+                    out += finished
+                    if finished:
+                        tracker.update("frames", tracker.frame_position(out))
+                    tracker.update("speech", speech.position())
                 out += dispatcher.flush()
+                tracker.finish("frames")
             slices = speech.finish()
+            tracker.finish("speech")
         except BaseException:
             dispatcher.cancel()
             speech.cancel()
@@ -237,30 +256,43 @@ class _SpeechTasks:
         self.options = dict(options or {})
         self.times = times
         self.window = max(1, window)
-        self.pending: deque[Future] = deque()
+        self.pending: deque[tuple[Future, float]] = deque()  # (future, where its piece ends)
+        self.done_until = 0.0  # the speech is analysed up to here (pieces collected)
         self.slices: list[Slice] = []
         self.clip_bytes = 0
         self.stats = PieceStats()
 
     def submit(self, start: float, pcm: Any) -> None:
         while len(self.pending) >= self.window:
-            self._collect(self.pending.popleft())
-        self.pending.append(
-            self.executor.submit(analyse_audio, pcm, self.keywords, self.options, start)
-        )
+            self._collect(*self.pending.popleft())
+        self.pending.append((
+            self.executor.submit(analyse_audio, pcm, self.keywords, self.options, start),
+            start + len(pcm) / RATE,
+        ))
+
+    def position(self) -> float:
+        """Where the speech is analysed up to: the end of the last piece finished, in
+        order (asks the futures, never waits)."""
+        at = self.done_until
+        for future, end in self.pending:
+            if not future.done():
+                break
+            at = end
+        return at
 
     def finish(self) -> list[Slice]:
         while self.pending:
-            self._collect(self.pending.popleft())
+            self._collect(*self.pending.popleft())
         return sorted(self.slices, key=lambda part: part.start)
 
     def cancel(self) -> None:
-        for future in self.pending:
+        for future, _ in self.pending:
             future.cancel()
 
-    def _collect(self, future: Future) -> None:
+    def _collect(self, future: Future, end: float) -> None:
         with self.times.measure("speech_wait"):
             outcome = future.result()
+        self.done_until = max(self.done_until, end)
         self.times.add("speech", outcome.wall, outcome.cpu)
         for part in outcome.slices:
             self.slices.append(self._bounded(rescore_slice(part)))
@@ -273,6 +305,45 @@ class _SpeechTasks:
             return replace(part, audio=None)
         self.clip_bytes += len(part.audio)
         return part
+
+
+class _Progress:
+    """How far a job has got, for the request's progress reporter (called only when a
+    position moves; the listener throttles its writes).
+
+    Each track the job has - the frames, the speech - has a position in the job's unit
+    (seconds of the file; finished frames of a frame sequence); ``done`` is their mean, so
+    that ``total`` stays the file's duration while both tracks run side by side.
+    """
+
+    def __init__(self, report: ProgressReporter | None, total: float, unit: str, *,
+                 frames: bool, speech: bool) -> None:
+        self.report = report
+        self.total = max(float(total or 0.0), 0.0)  # 0: unknown duration
+        self.unit = unit
+        self.at = {track: 0.0 for track, present in (("frames", frames), ("speech", speech))
+                   if present}
+        self._emit()
+
+    def frame_position(self, finished: list[Frame]) -> float:
+        """The frames' position: seconds up to the last finished sample, or their count."""
+        return float(len(finished)) if self.unit == "frames" else finished[-1].offset
+
+    def update(self, track: str, position: float) -> None:
+        if track in self.at and position > self.at[track]:
+            self.at[track] = min(position, self.total) if self.total else position
+            self._emit()
+
+    def finish(self, track: str) -> None:
+        """The track is done: at the end (when the total is known)."""
+        if self.total:
+            self.update(track, self.total)
+
+    def _emit(self) -> None:
+        if self.report is None or not self.at:
+            return
+        done = sum(self.at.values()) / len(self.at)
+        self.report(round(done, 3), self.total, self.unit)
 
 
 def _job_raw(
