@@ -10,6 +10,8 @@ A save that changes no registered field costs no query.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.files import File
 from django.db import transaction
 from django.db.models import signals
@@ -41,6 +43,8 @@ def disconnect(model) -> None:
 
 def remember_names(sender, instance, **kwargs) -> None:
     registration = registry.get(sender)
+    if registration is None:  # unregistered while a save was under way
+        return
     names = {}
     for name in registration.fields:
         attname = sender._meta.get_field(name).attname
@@ -53,12 +57,16 @@ def mark_fresh_uploads(sender, instance, raw=False, **kwargs) -> None:
     if raw:
         return
     registration = registry.get(sender)
+    if registration is None:
+        return
     fresh = set()
     for name in registration.fields:
         attname = sender._meta.get_field(name).attname
         value = instance.__dict__.get(attname)
         # A File assigned but not yet read back through the descriptor is raw here.
-        if isinstance(value, File) and not (isinstance(value, FieldFile) and value._committed):
+        # (FieldFile sets _committed; django-stubs does not declare it)
+        committed = isinstance(value, FieldFile) and getattr(value, "_committed", False)
+        if isinstance(value, File) and not committed:
             fresh.add(name)
     instance.__dict__[_FRESH] = fresh
 
@@ -68,6 +76,8 @@ def moderate_changed_fields(sender, instance, created, raw=False, update_fields=
     if raw:
         return
     registration = registry.get(sender)
+    if registration is None:
+        return
     fields = registration.fields
     if update_fields is not None:
         fields = [f for f in fields if f in update_fields]
@@ -93,7 +103,7 @@ def moderate_changed_fields(sender, instance, created, raw=False, update_fields=
                     snapshot[name] = current
                     continue
         job = pipeline.create_job(instance, registration, name, sha256=sha256, created=created)
-        transaction.on_commit(lambda pk=job.pk: pipeline.enqueue(pk), using=using)
+        transaction.on_commit(partial(pipeline.enqueue, job.pk), using=using)
         snapshot[name] = current
     instance.__dict__[_SNAPSHOT] = snapshot
 
