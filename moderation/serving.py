@@ -242,7 +242,7 @@ def serve_file(request: HttpRequest, storage: Storage, name: str,
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError,
             SuspiciousFileOperation) as exc:
         raise Http404("the file is missing") from exc
-    response = _range_response(request, handle, size)
+    response: HttpResponseBase | None = _range_response(request, handle, size)
     if response is None:
         response = FileResponse(handle)
     response["Accept-Ranges"] = "bytes"

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -114,7 +115,7 @@ def purge(*, older_than_days: float, dry_run: bool = False, include_current: boo
                 # The same conditions again: a job put on hold meanwhile stays.
                 _, per_model = jobs.filter(pk__in=ids).delete()
                 for name in inputs:
-                    transaction.on_commit(lambda n=name: _delete(storage, n))
+                    transaction.on_commit(partial(_delete, storage, name))
             report.jobs += per_model.get(Job._meta.label, 0)
             rows.update({label: n for label, n in per_model.items() if n})
         report.files += sum(1 for size in sizes if size is not None)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -199,7 +200,7 @@ def _create(instance, registration: Registration, name: str, options: dict,
         if options:
             job.options = {**(job.options or {}), **options}
             job.save(update_fields=["options", "updated_at"])
-        transaction.on_commit(lambda pk=job.pk: pipeline.enqueue(pk))
+        transaction.on_commit(partial(pipeline.enqueue, job.pk))
     return job.pk
 
 

@@ -6,6 +6,7 @@ Nothing here calls a provider; the worker (``worker.py``) does.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -85,9 +86,9 @@ def create_adhoc_job(*, kind: str | None = None, name: str = "", content: bytes 
     elif url:
         kind = kind or guess_kind(models.URLField(), url)
         file_name = url
-    else:
+    else:  # content, the one given
         kind = kind or guess_kind(models.FileField(), name)
-        file_name = save_adhoc_input(data_id, name, content)
+        file_name = save_adhoc_input(data_id, name, content or b"")
     job = Job.objects.create(
         data_id=data_id, field_name="", file_name=file_name, media_kind=kind,
         provider=provider or moderation_settings.DEFAULT_PROVIDER, scenes=list(scenes or []),
@@ -123,7 +124,7 @@ def _cancel(jobs, reason: str) -> int:
         log(job, Action.CANCELLED, reason)
         if cancelled and job.provider_task_id:
             transaction.on_commit(
-                lambda a=job.provider, t=job.provider_task_id: enqueue_provider_cancel(a, t))
+                partial(enqueue_provider_cancel, job.provider, job.provider_task_id))
     return count
 
 
