@@ -39,7 +39,8 @@ class JobProgressSerializer(serializers.Serializer):
     unit = serializers.ChoiceField(choices=UNITS)
     percent = serializers.IntegerField(allow_null=True, help_text="null when total is unknown")
 
-    def to_representation(self, job: Job) -> dict | None:
+    # None renders as null (the field is allow_null); DRF's stub says a dict is always returned.
+    def to_representation(self, job: Job) -> dict | None:  # type: ignore[override]
         return None if job.is_finished else describe(job.progress)
 
 
