@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, Subquery
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from .. import pipeline
+from .. import pipeline, review
+from ..conf import moderation_settings
 from ..health import auth_failures
-from ..models import AudioSlice, Decision, Frame, Job, ReviewEvent, RiskLevel, Status
+from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, ReviewEvent, RiskLevel, Status
 from .console import ReviewConsoleMixin
+from .evidence import decorate, group_segments, label_chip, label_chips
 from .overview import OverviewMixin
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
@@ -19,14 +24,29 @@ def risk_badge(level: str):
     return format_html('<b style="color:{}">{}</b>', RISK_COLOURS.get(level, "#666"), level)
 
 
-def thumbnail_tag(frame_id, size: int = 80):
+def thumbnail_tag(frame_id, size: int = 80, blurred: bool = False):
+    """A frame's thumbnail linking to the full image; ``blurred``: the wellness blur
+    (``mod-blurred``, console.css), which the first click lifts (evidence.js)."""
     if not frame_id:
         return "-"
     url = reverse("moderation:frame-thumbnail", args=[frame_id])
     return format_html(
-        '<a href="{}" target="_blank"><img src="{}" loading="lazy" alt="" '
-        'style="max-width:{}px;max-height:{}px"></a>', url, url, size, size,
+        '<a href="{}" target="_blank" class="mod-thumb{}"><img src="{}" loading="lazy" alt="" '
+        'style="max-width:{}px;max-height:{}px"></a>', url, " mod-blurred" if blurred else "",
+        url, size, size,
     )
+
+
+def reveals_flagged(request) -> bool:
+    """The user's wellness preference (``ModeratorPreference``), read once per request."""
+    if not hasattr(request, "_moderation_reveal"):
+        request._moderation_reveal = review.reveals_flagged(request.user)
+    return request._moderation_reveal
+
+
+#: Flagged frames read for the job page's segments: two queries whatever the number; a
+#: video with more is summarised on the review page, which pages through all of them.
+SEGMENT_FRAMES_READ = 3000
 
 
 class FrameInline(admin.TabularInline):
@@ -41,6 +61,8 @@ class FrameInline(admin.TabularInline):
     readonly_fields = fields
     max_num = 0
     verbose_name_plural = _("flagged frames (every frame: the review page)")
+    classes = ("collapse",)  # the segments above the form show the same frames, grouped
+    reveal_flagged = False  # set per request by JobAdmin.get_inline_instances
 
     def get_queryset(self, request):
         return (super().get_queryset(request).exclude(risk_level=RiskLevel.NONE)
@@ -52,14 +74,15 @@ class FrameInline(admin.TabularInline):
 
     @admin.display(description=_("thumbnail"))
     def thumb(self, obj):
-        return thumbnail_tag(obj.pk if obj.thumbnail else None, 160)
+        return thumbnail_tag(obj.pk if obj.thumbnail else None, 160,
+                             blurred=not self.reveal_flagged)
 
     @admin.display(description=_("labels"))
     def label_list(self, obj):
         return format_html_join(
-            ", ", "{} ({}%{})",
-            ((lbl.label, f"{lbl.confidence:.0f}", f": {lbl.description}" if lbl.description
-              else "") for lbl in obj.labels.all()),
+            " ", "{}{}",
+            ((label_chip(lbl.label, lbl.confidence, lbl.risk_level),
+              f" {lbl.description}" if lbl.description else "") for lbl in obj.labels.all()),
         ) or "-"
 
 
@@ -92,8 +115,9 @@ class AudioSliceInline(admin.TabularInline):
     @admin.display(description=_("labels (found by)"))
     def label_list(self, obj):
         return format_html_join(
-            ", ", "{} {}% ({})",
-            ((lbl["label"], f"{lbl.get('confidence', 0):.0f}", lbl.get("service", ""))
+            " ", "{} ({})",
+            ((label_chip(lbl["label"], float(lbl.get("confidence", 0)),
+                         lbl.get("risk_level", "")), lbl.get("service", ""))
              for lbl in obj.labels),
         ) or "-"
 
@@ -106,7 +130,12 @@ class AudioSliceInline(admin.TabularInline):
         if not obj.clip:
             return "-"
         url = reverse("moderation:slice-clip", args=[obj.pk])
-        return format_html('<audio controls preload="none" src="{}"></audio>', url)
+        # muted under the wellness preference (evidence.js; the attribute alone is not
+        # reflected by every browser for <audio>)
+        return format_html('<audio controls preload="none" src="{}"{}></audio>', url,
+                           "" if self.reveal_flagged else mark_safe(" muted data-mod-mute"))
+
+    reveal_flagged = False  # set per request by JobAdmin.get_inline_instances
 
 
 class ReviewEventInline(admin.TabularInline):
@@ -118,11 +147,37 @@ class ReviewEventInline(admin.TabularInline):
     readonly_fields = fields
 
 
+def evidence_context(job_id) -> dict:
+    """The job page's evidence: frame counts, flagged frames grouped into segments on a
+    timeline (each frame decorated with its label names and OCR boxes), or the summary
+    of a clean job. Three queries, whatever the number of frames."""
+    counts = Frame.objects.filter(job_id=job_id).aggregate(
+        total=Count("id"), flagged=Count("id", filter=~Q(risk_level=RiskLevel.NONE)),
+        end=Max("offset"))
+    labels = FrameLabel.objects.only("id", "frame_id", "label", "confidence", "risk_level",
+                                     "description")
+    frames = list(
+        Frame.objects.filter(job_id=job_id).exclude(risk_level=RiskLevel.NONE)
+        .only("id", "job_id", "offset", "risk_level", "thumbnail", "pdq", "text_boxes")
+        .prefetch_related(Prefetch("labels", queryset=labels))[:SEGMENT_FRAMES_READ]
+    ) if counts["flagged"] else []
+    decorate(frames)
+    interval = float(moderation_settings.VIDEO_INTERVAL or 1)
+    duration = (counts["end"] or 0.0) + interval
+    segments = group_segments(frames, interval=interval, labels_of=lambda f: f.risky,
+                              duration=duration)
+    return {"frame_counts": counts, "segments": segments, "flagged_read": len(frames),
+            "flagged_more": counts["flagged"] > len(frames), "timeline_end": counts["end"]}
+
+
 @admin.register(Job)
 class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
+    # Fits a 1366 px screen beside the navigation and the filters (tests/browser/
+    # test_evidence_display.py): the media kind under the object, the console link on the
+    # outcome, a short creation time.
     list_display = (
-        "id", "thumb", "content_link", "media_kind", "status", "risk", "label_text",
-        "outcome", "review_link", "created_at",
+        "id", "thumb", "object_column", "status", "risk", "label_text", "outcome",
+        "created",
     )
     list_filter = (
         "status", "suggestion", "risk_level", "review_state", "media_kind", "provider",
@@ -136,7 +191,6 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
     inlines = [FrameInline, AudioSliceInline, ReviewEventInline]
     change_form_template = "moderation/admin/job_change_form.html"
     change_list_template = "moderation/admin/job_change_list.html"
-    flagged_strip_size = 24
     fieldsets = (
         (None, {"fields": ("content_link", "field_name", "file_name", "media_kind",
                            "file_size", "sha256")}),
@@ -160,6 +214,24 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
             .prefetch_related("content_object")
         )
 
+    def get_list_display(self, request):
+        """``thumb`` bound to the user's wellness preference: flagged thumbnails blurred."""
+        reveal = reveals_flagged(request)
+
+        @admin.display(description=_("thumbnail"))
+        def thumb(obj):
+            return thumbnail_tag(getattr(obj, "thumb_id", None),
+                                 blurred=not reveal and obj.risk_level != RiskLevel.NONE)
+
+        return [thumb if name == "thumb" else name for name in self.list_display]
+
+    def get_inline_instances(self, request, obj=None):
+        instances = super().get_inline_instances(request, obj)
+        reveal = reveals_flagged(request) if request else False
+        for inline in instances:  # new instances per request: safe to set
+            inline.reveal_flagged = reveal
+        return instances
+
     def changelist_view(self, request, extra_context=None):
         """A provider refusing our credentials fails every job: say so above the list."""
         for failure in auth_failures():
@@ -168,14 +240,11 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
                 "%(jobs)d job(s) failed. Fix its settings, then retry them."
             ) % {"provider": failure.provider, "code": failure.code,
                  "message": failure.message, "jobs": failure.jobs})
-        return super().changelist_view(request, extra_context)
+        extra = {"reveal_flagged": reveals_flagged(request)}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        flagged = Frame.objects.filter(job_id=object_id).exclude(risk_level="none")
-        total = flagged.count()
-        frames = list(flagged.prefetch_related("labels")[: self.flagged_strip_size])
-        extra = {"flagged_frames": frames, "flagged_total": total,
-                 "flagged_more": total > len(frames)}
+        extra = {"reveal_flagged": reveals_flagged(request), **evidence_context(object_id)}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_readonly_fields(self, request, obj=None):
@@ -194,6 +263,8 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     @admin.display(description=_("object"))
     def content_link(self, obj):
+        if obj.content_type_id is None:  # submitted through the API, no model instance
+            return format_html('<span title="{}">{}</span>', obj.file_name, _("ad-hoc upload"))
         target = obj.content_object
         if target is None:
             return format_html("<i>{} {} (deleted)</i>", obj.content_type, obj.object_id)
@@ -215,11 +286,26 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     @admin.display(description=_("outcome"), ordering="suggestion")
     def outcome(self, obj):
+        """The decision, linked to the review console once the job is done."""
         if obj.status != Status.DONE:
             return obj.error_code or "-"
+        url = reverse("admin:moderation_job_review", args=[obj.pk])
         if obj.review_state == "pending":
-            return format_html("<b>{}</b>", _("needs review"))
-        return obj.get_decision_display() or obj.suggestion
+            return format_html('<a href="{}"><b>{}</b></a>', url, _("needs review"))
+        return format_html('<a href="{}">{}</a>', url,
+                           obj.get_decision_display() or obj.suggestion)
+
+    @admin.display(description=_("object"))
+    def object_column(self, obj):
+        return format_html("{}<br><small>{}</small>", self.content_link(obj),
+                           obj.get_media_kind_display())
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, obj):
+        when = localtime(obj.created_at)
+        return format_html('<span title="{}">{}<br>{}</span>',
+                           date_format(when, "DATETIME_FORMAT"), when.strftime("%Y-%m-%d"),
+                           when.strftime("%H:%M"))
 
     @admin.display(description=_("risk"))
     def risk(self, obj):
@@ -227,7 +313,7 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     @admin.display(description=_("labels"))
     def label_text(self, obj):
-        return ", ".join(obj.labels) or "-"
+        return label_chips(obj.labels)
 
     def has_retry_permission(self, request) -> bool:
         """Retrying changes a job and spends provider calls: ``moderation.change_job`` (the

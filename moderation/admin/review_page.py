@@ -18,6 +18,7 @@ from .. import reasons, review
 from ..labels import label_name
 from ..media import is_url
 from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, MediaKind
+from .evidence import decorate
 from .queue_page import LEVELS, content_admin_url, content_text, highlight
 
 FRAMES_PER_PAGE = 60
@@ -41,13 +42,16 @@ SHORTCUTS = [
 
 def frame_page(job: Job, which: str, number) -> tuple[Any, str]:
     frames = Frame.objects.filter(job=job).only("id", "job_id", "offset", "risk_level",
-                                                "thumbnail")
+                                                "thumbnail", "text_boxes")
     if which == "flagged":
         frames = frames.exclude(risk_level="none")
+    elif which == "none":  # a clean job: a summary line, not a page of empty tiles
+        frames = frames.none()
     labels = FrameLabel.objects.only("id", "frame_id", "label", "confidence", "risk_level",
                                      "description")
     page = Paginator(frames.prefetch_related(Prefetch("labels", queryset=labels)),
                      FRAMES_PER_PAGE).get_page(number)
+    decorate(page.object_list)  # label names, OCR boxes, text-only blur
     return page, which
 
 
@@ -133,7 +137,7 @@ def page_context(request, job: Job) -> dict[str, Any]:
     which = "all" if request.GET.get("frames") == "all" else "flagged"
     counts = frame_counts(job)
     if which == "flagged" and not counts["flagged"]:
-        which = "all"
+        which = "none"
     frames, which = frame_page(job, which, request.GET.get("fpage"))
     raw, raw_truncated = raw_text(job)
     events = list(job.events.select_related("actor").order_by("-created_at", "-id")

@@ -115,7 +115,9 @@ def test_queue_rows_in_order_with_labels_strip_transcript_and_claims(client, ali
     assert "2 items waiting" in body
     # worst labels with their highest confidence (make_job: 80 + frame index)
     assert "violent_explosion 82%" in body
-    assert "pt_qrCode 90%" in body and "profanity 90%" in body
+    # by name, the code on hover (a label without a rule keeps its code)
+    assert 'title="pt_qrCode">a QR code 90%' in body
+    assert 'title="profanity">profanity in speech 90%' in body
     flagged = list(medium.frames.exclude(risk_level="none").order_by("offset"))
     strip = [reverse("moderation:frame-thumbnail", args=[f.pk]) for f in flagged]
     assert strip[0] in body and strip[3] in body and strip[4] not in body  # 4 per row
@@ -185,14 +187,14 @@ def test_job_page_shows_media_frames_transcript_labels_content_raw_and_audit(cli
     client.force_login(alice)
     body = client.get(review_url(job)).content.decode()
     media = reverse("moderation:job-media", args=[job.pk])
-    assert f'<video id="mod-player" controls preload="metadata" src="{media}">' in body
+    assert f'<video id="mod-player" controls preload="metadata" src="{media}" muted>' in body
     assert body.count('class="mod-frame ') == 60  # a page of the grid
     assert 'mod-edge-medium" data-offset="59.000"' in body
     assert 'mod-edge-medium" data-offset="60.000" data-frame' not in body
     assert "page 1 of 3" in body and "fpage=2" in body
     page3 = client.get(review_url(job), {"fpage": 3}).content.decode()
     assert page3.count('class="mod-frame ') == 10 and 'data-offset="129.000"' in page3
-    assert "pt_qrCode 99%" in body  # frame label with confidence (80 + 19)
+    assert "a QR code 99%" in body  # frame label with confidence (80 + 19)
     assert "words 10 you <mark>idiot</mark>" in body and "15 slices" in body
     assert f"Photo object ({photo.pk})" in body  # the content object (no admin for Photo)
     assert "<summary>Raw provider result</summary>" in body and "raw answer" in body
