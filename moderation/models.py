@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from functools import partial
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -84,7 +85,7 @@ def _new_data_id() -> str:
     return uuid.uuid4().hex
 
 
-class JobQuerySet(models.QuerySet):
+class JobQuerySet(models.QuerySet["Job"]):
     def for_object(self, obj) -> JobQuerySet:
         ct = ContentType.objects.get_for_model(obj, for_concrete_model=False)
         return self.filter(content_type=ct, object_id=str(obj.pk))
@@ -542,7 +543,7 @@ def delete_evidence_file(sender, instance, using=None, **kwargs) -> None:
     for fieldfile in (getattr(instance, "thumbnail", None), getattr(instance, "clip", None)):
         if fieldfile:
             storage, name = fieldfile.storage, fieldfile.name
-            transaction.on_commit(lambda s=storage, n=name: s.delete(n), using=using)
+            transaction.on_commit(partial(storage.delete, name), using=using)
 
 
 models.signals.post_delete.connect(delete_evidence_file, sender=Frame,
