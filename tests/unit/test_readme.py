@@ -25,7 +25,8 @@ def readme_q_cluster() -> dict:
 DJANGO_Q_CONF = """
 import sys, warnings
 from django.conf import settings
-settings.configure(Q_CLUSTER={cluster!r}, INSTALLED_APPS=["django_q"])
+# SECRET_KEY as every site has one: django-q2 before 1.11 reads it at import
+settings.configure(Q_CLUSTER={cluster!r}, INSTALLED_APPS=["django_q"], SECRET_KEY="x" * 50)
 warnings.simplefilter("error")
 import django_q.conf  # django-q2 checks its configuration at import, with warnings
 print("conf-ok")
