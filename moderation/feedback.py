@@ -56,7 +56,7 @@ Action = ReviewEvent.Action
 State = FeedbackRequest.State
 
 #: the decisions feedback can carry, and what each is called at a provider
-DECISIONS = {Decision.APPROVED: "pass", Decision.REJECTED: "block"}
+DECISIONS: dict[str, str] = {Decision.APPROVED: "pass", Decision.REJECTED: "block"}
 #: hashes below this quality match almost anything (ENGINE-NOTES §7): never added
 MIN_QUALITY = 50
 #: a pending request never picked up by a worker is enqueued again after this long

@@ -27,7 +27,8 @@ def apply_block(instance: models.Model, registration: Registration, job: Any) ->
     if action == "hide":
         _set_hidden(instance, registration.hide_field, True)
         return
-    action(instance, job)
+    if callable(action):  # on_block(instance, job)
+        action(instance, job)
 
 
 def apply_unblock(instance: models.Model, registration: Registration, job: Any) -> None:

@@ -102,7 +102,7 @@ def _store_evidence(job: Job, result: Result) -> dict[tuple[str, int], str]:
         if part.risk_level != "none":
             data = _evidence_bytes(part.audio)
             if data:
-                suffix = ".wav" if isinstance(part.audio, bytes) else _suffix(part.audio)
+                suffix = _suffix(part.audio) if isinstance(part.audio, str) else ".wav"
                 name = f"clips/{day}/job{job.pk}-{i}-{int(part.start * 1000)}{suffix}"
                 stored[("slice", i)] = save_evidence(name, ContentFile(data))
     return stored

@@ -65,8 +65,8 @@ class LocalProvider(Provider):
         """E009 (the ``local`` extra installed) and E021 (the speech recogniser)."""
         return super().check(alias, options, context) + local_checks(alias, options)
 
-    @property
-    def result_version(self) -> str:
+    @property  # read-only here: computed from the site's DETECTORS
+    def result_version(self) -> str:  # type: ignore[override]
         """The engine's version, and a digest of the site's DETECTORS when it has some: a
         result made before a detector was added (that skipped its scene) is not reused.
         A registration's own ``detectors`` option is part of the job's options already."""
@@ -135,7 +135,7 @@ class LocalProvider(Provider):
         check_remote_url(media.url)
         options = self.settings_for(request)
         return video.stream_live(
-            media.url, scenes=request.scenes or self.default_scenes,
+            media.url, scenes=list(request.scenes or self.default_scenes),
             audio=bool(options.get("audio", True)), libraries=request.libraries,
             keywords=self.keywords(request), options=options,
             allow_private_addresses=bool(self.context.settings["ALLOW_PRIVATE_ADDRESSES"]),
@@ -164,7 +164,7 @@ class LocalProvider(Provider):
                 bgr = decode_opened(image, working_size)
         if animated:
             return analyse_animation(
-                image, scenes=request.scenes or self.default_scenes,
+                image, scenes=list(request.scenes or self.default_scenes),
                 libraries=request.libraries, keywords=self.keywords(request),
                 options=self.settings_for(request),
             )

@@ -314,7 +314,8 @@ def summary(parts: list[Frame] | list[Slice]) -> dict[str, int]:
 def job_labels(frames: list[Frame], slices: list[Slice]) -> list[Label]:
     """One label per name over the job, the most confident; ``nonLabel`` only when alone."""
     best: dict[str, Label] = {}
-    for part in (*frames, *slices):
+    parts: list[Frame | Slice] = [*frames, *slices]
+    for part in parts:
         for lbl in part.labels:
             if lbl.label not in best or lbl.confidence > best[lbl.label].confidence:
                 best[lbl.label] = lbl
