@@ -12,10 +12,21 @@ from django.utils.translation import gettext_lazy as _
 from .. import pipeline, review
 from ..conf import moderation_settings
 from ..health import auth_failures
-from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, ReviewEvent, RiskLevel, Status
+from ..models import (
+    UNFINISHED,
+    AudioSlice,
+    Decision,
+    Frame,
+    FrameLabel,
+    Job,
+    ReviewEvent,
+    RiskLevel,
+    Status,
+)
 from .console import ReviewConsoleMixin
 from .evidence import decorate, group_segments, label_chip, label_chips
 from .overview import OverviewMixin
+from .progress import JobProgressMixin, progress_html
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
 
@@ -171,12 +182,12 @@ def evidence_context(job_id) -> dict:
 
 
 @admin.register(Job)
-class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
+class JobAdmin(JobProgressMixin, OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
     # Fits a 1366 px screen beside the navigation and the filters (tests/browser/
     # test_evidence_display.py): the media kind under the object, the console link on the
     # outcome, a short creation time.
     list_display = (
-        "id", "thumb", "object_column", "status", "risk", "label_text", "outcome",
+        "id", "thumb", "object_column", "status_progress", "risk", "label_text", "outcome",
         "created",
     )
     list_filter = (
@@ -245,6 +256,10 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {"reveal_flagged": reveals_flagged(request), **evidence_context(object_id)}
+        running = Job.objects.filter(pk=object_id, status__in=UNFINISHED).only(
+            "id", "status", "progress").first() if str(object_id).isdigit() else None
+        if running is not None:  # the bar, kept current by progress.js
+            extra["job_progress"] = progress_html(running, reload_when_done=True)
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_readonly_fields(self, request, obj=None):
@@ -309,6 +324,8 @@ class JobAdmin(OverviewMixin, ReviewConsoleMixin, admin.ModelAdmin):
 
     @admin.display(description=_("risk"))
     def risk(self, obj):
+        if obj.status in UNFINISHED:  # not "none" in green before anything was looked at
+            return format_html('<span class="mod-risk-pending">{}</span>', _("pending"))
         return risk_badge(obj.risk_level)
 
     @admin.display(description=_("labels"))
