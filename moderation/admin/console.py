@@ -24,6 +24,7 @@ Every view goes through ``admin_site.admin_view`` (staff login, CSRF on POST) an
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -42,6 +43,13 @@ from . import queue_page
 from .bulk import bulk_decide
 from .review_page import page_context
 
+if TYPE_CHECKING:  # the mixin is used on a ModelAdmin: type-check it as one
+    from django.contrib import admin
+
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
 VIEW, REVIEW, FEEDBACK = "moderation.view_job", "moderation.review_job", "moderation.send_feedback"
 
 
@@ -57,7 +65,7 @@ def require(request, perm: str) -> None:
         raise PermissionDenied
 
 
-class ReviewConsoleMixin:
+class ReviewConsoleMixin(_AdminBase):
     """Adds the queue, the job page and the decision endpoints to a Job ModelAdmin."""
 
     def get_urls(self):
@@ -109,7 +117,7 @@ class ReviewConsoleMixin:
         if left <= 0:
             return None
         try:
-            decision = Decision(last.get("decision")).label
+            decision = Decision(str(last.get("decision"))).label
         except ValueError:
             return None
         return {"job": last.get("job"), "decision": decision, "seconds": left}

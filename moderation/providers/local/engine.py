@@ -262,7 +262,8 @@ class LocalEngine:
         ocr = self._ocr.get()
         with self._ocr_lock:
             result = ocr(small)
-        found = ()  # boxes, txts and scores are None when there is no text
+        # boxes, txts and scores are None when there is no text
+        found: Iterable[tuple[Any, Any, Any]] = ()
         if result.boxes is not None and result.txts is not None:
             found = zip(result.boxes, result.txts, result.scores, strict=True)
         lines = []
