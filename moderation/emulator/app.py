@@ -232,13 +232,15 @@ class EmulatorApp:
         if self.config.token_refused(verified.access_key_id, verified.security_token):
             raise GatewayError("InvalidSecurityToken.MismatchWithAccessKey",
                                "Specified SecurityToken mismatch with the AccessKey.", 400)
+        handler: Handler | None
         if request.path != RPC_PATH:
             handler = self._roa_handler(request.path, verified)
         else:
             handler = self.routes.get((verified.action or "", verified.version or ""))
         if handler is None:
             raise self._unknown_action(verified)
-        fault = self.faults.take(verified.action if request.path == RPC_PATH else request.path)
+        fault = self.faults.take((verified.action or "") if request.path == RPC_PATH
+                                 else request.path)
         if fault is not None and fault.kind == "error":
             raise GatewayError(fault.code, "injected fault", fault.status)
         if fault is not None and fault.kind == "throttle":

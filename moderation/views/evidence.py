@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
@@ -48,11 +49,14 @@ def _job_media(job: Job):
         raise Http404("this job has no stored media file")
     if job.is_adhoc:
         return evidence_storage(), job.file_name
-    model = job.content_type.model_class()
+    model = job.content_type.model_class() if job.content_type else None
     if model is None:
         raise Http404("the content type no longer exists")
     try:
-        storage = model._meta.get_field(job.field_name).storage
+        field = model._meta.get_field(job.field_name)
+        if not isinstance(field, models.FileField):
+            raise TypeError(f"{job.field_name} holds no file")
+        storage = field.storage
     except Exception as exc:
         raise Http404("the media field no longer exists") from exc
     return storage, job.file_name
