@@ -108,7 +108,8 @@ class FrameSerializer(serializers.ModelSerializer):
 
 
 class SliceLabelSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    # A declared field (the metaclass takes it off the class), not Field.label: stubs differ.
+    label = serializers.CharField()  # type: ignore[assignment]
     confidence = serializers.FloatField(required=False)
     risk_level = serializers.CharField(required=False)
     service = serializers.CharField(required=False, help_text="asr, kws or asr+kws")
@@ -192,7 +193,7 @@ class ModerateSerializer(serializers.Serializer):
 
 
 class LabelCountSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field, as above
     jobs = serializers.IntegerField()
 
 
