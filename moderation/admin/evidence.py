@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.utils.html import format_html, format_html_join
@@ -109,16 +110,33 @@ def frame_overlay(frame: Any, risky: Sequence[str] | None = None) -> list[Box]:
     return boxes
 
 
+class FrameEvidence:
+    """What a template shows of one frame, computed when first shown (a job page reads
+    thousands of flagged frames for its segments and shows a few dozen)."""
+
+    def __init__(self, frame: Any, risky: tuple[str, ...]):
+        self.frame, self.risky = frame, risky
+
+    @cached_property
+    def boxes(self) -> list[Box]:
+        return frame_overlay(self.frame, self.risky)
+
+    @cached_property
+    def text_only(self) -> bool:
+        return is_text_only(self.risky) and any(b.flagged for b in self.boxes)
+
+    @cached_property
+    def chips(self) -> list[SafeString]:
+        return [label_chip(lbl.label, lbl.confidence, lbl.risk_level)
+                for lbl in self.frame.labels.all() if lbl.risk_level != "none"]
+
+
 def decorate(frames: Iterable[Any]) -> None:
-    """Set ``risky``, ``boxes`` and ``text_only`` on frame rows (labels prefetched)."""
+    """Set ``risky`` (the risky label codes) and ``evidence`` (a :class:`FrameEvidence`:
+    OCR boxes, text-only, label chips) on frame rows whose labels are prefetched."""
     for frame in frames:
         frame.risky = risky_labels(frame)
-        frame.boxes = frame_overlay(frame, frame.risky)
-        frame.text_only = is_text_only(frame.risky) and any(b.flagged for b in frame.boxes)
-        frame.label_chips = [
-            label_chip(lbl.label, lbl.confidence, lbl.risk_level)
-            for lbl in frame.labels.all() if lbl.risk_level != "none"
-        ]
+        frame.evidence = FrameEvidence(frame, frame.risky)
 
 
 def pdq_distance(a: str, b: str) -> int | None:
@@ -156,7 +174,7 @@ class Segment:
     def risk_level(self) -> str:
         return max((f.risk_level for f in self.frames), key=risk_rank, default="none")
 
-    @property
+    @cached_property
     def representative(self) -> Any:
         """The worst frame with a thumbnail (the earliest of equals), else the first."""
         with_thumb = [f for f in self.frames if getattr(f, "thumbnail", None)]
@@ -164,10 +182,12 @@ class Segment:
             return self.frames[0]
         return max(with_thumb, key=lambda f: (risk_rank(f.risk_level), -f.offset))
 
-    @property
+    @cached_property
     def others(self) -> list[Any]:
-        """Up to SEGMENT_THUMBS frames besides the representative, evenly spread."""
-        rest = [f for f in self.frames if f is not self.representative]
+        """Up to SEGMENT_THUMBS frames besides the representative, evenly spread (cached:
+        read only once the segment is complete)."""
+        chosen = self.representative
+        rest = [f for f in self.frames if f is not chosen]
         if len(rest) <= SEGMENT_THUMBS:
             return rest
         step = len(rest) / SEGMENT_THUMBS
@@ -220,6 +240,7 @@ def group_segments(
 
 
 __all__ = [
-    "Box", "Segment", "decorate", "display_name", "frame_overlay", "group_segments", "is_text_only",
-    "label_chip", "label_chips", "pdq_distance", "risky_labels",
+    "Box", "FrameEvidence", "Segment", "decorate", "display_name", "frame_overlay",
+    "group_segments", "is_text_only", "label_chip", "label_chips", "pdq_distance",
+    "risky_labels",
 ]

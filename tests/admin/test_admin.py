@@ -81,7 +81,7 @@ def test_job_page_lists_only_flagged_rows_of_a_long_video(client, admin_user,
     page = client.get(reverse("admin:moderation_job_change", args=[job.pk]))
     body = page.content.decode()
     assert page.status_code == 200 and len(body) < 300_000
-    assert body.count('class="field-offset"') == 1  # the one flagged frame of 3,601
+    assert body.count('class="mod-seg-item ') == 1  # the one flagged frame of 3,601
     assert "flagged words" in body and "line 499" not in body
 
 

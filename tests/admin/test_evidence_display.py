@@ -282,7 +282,7 @@ def test_job_page_queries_do_not_grow_with_frames(client, viewer,
         FrameLabel.objects.filter(frame__job=job, risk_level="medium").update(label=CONTACT)
         Frame.objects.filter(job=job).update(text_boxes=text_boxes(DETAILS))
         counts.append(page_queries(client, change_url(job)))
-    assert counts[0] == counts[1]
+    assert 0 < counts[0] == counts[1]
     with django_assert_max_num_queries(counts[0]):
         body = client.get(change_url(job)).content.decode()
     # 30 flagged frames 2 s apart: one segment, its representative and 12 more drawn
@@ -297,6 +297,6 @@ def test_job_list_queries_do_not_grow_with_frames(client, viewer,
     Job.objects.filter(pk__in=[j.pk for j in few]).delete()
     for _ in range(3):
         make_job("medium", frames=60, flagged_every=1)
-    assert page_queries(client, reverse(LIST)) == small
+    assert 0 < page_queries(client, reverse(LIST)) == small
     with django_assert_max_num_queries(small):
         client.get(reverse(LIST))
