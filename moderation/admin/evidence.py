@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from django.db.models import Count, Max, Prefetch, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from ..conf import moderation_settings
 from ..labels import UNKNOWN_RULE, label_name, rule_for
+from ..models import Frame, FrameLabel, RiskLevel
 from ..providers.result import risk_rank
 
 #: Offsets further apart than this many sampling intervals start a new segment (2.5: one
@@ -38,6 +41,9 @@ PDQ_NEAR = 90
 TEXT_SUFFIX = "_tii"
 #: Thumbnails shown when a segment is expanded (evenly picked over its frames).
 SEGMENT_THUMBS = 12
+#: Flagged frames read for a job's segments: two queries whatever the number; a video with
+#: more is summarised on the review page, which pages through all of them.
+SEGMENT_FRAMES_READ = 3000
 
 
 def display_name(code: str) -> str:
@@ -239,8 +245,45 @@ def group_segments(
     return segments
 
 
+def frame_counts(job_id) -> dict[str, Any]:
+    """``{total, flagged, end}``: frames, flagged frames, the last offset (one query)."""
+    return Frame.objects.filter(job_id=job_id).aggregate(
+        total=Count("id"), flagged=Count("id", filter=~Q(risk_level=RiskLevel.NONE)),
+        end=Max("offset"))
+
+
+def flagged_segments(job_id, counts: dict[str, Any]) -> tuple[list[Any], list[Segment]]:
+    """A job's flagged frames (at most SEGMENT_FRAMES_READ, decorated) and their segments
+    placed on a timeline of the job's length: two queries, none when nothing is flagged."""
+    if not counts.get("flagged"):
+        return [], []
+    labels = FrameLabel.objects.only("id", "frame_id", "label", "confidence", "risk_level",
+                                     "description")
+    frames = list(
+        Frame.objects.filter(job_id=job_id).exclude(risk_level=RiskLevel.NONE)
+        .only("id", "job_id", "offset", "risk_level", "thumbnail", "pdq", "text_boxes")
+        .prefetch_related(Prefetch("labels", queryset=labels))[:SEGMENT_FRAMES_READ]
+    )
+    decorate(frames)
+    interval = float(moderation_settings.VIDEO_INTERVAL or 1)
+    duration = (counts.get("end") or 0.0) + interval
+    return frames, group_segments(frames, interval=interval, labels_of=lambda f: f.risky,
+                                  duration=duration)
+
+
 __all__ = [
-    "Box", "FrameEvidence", "Segment", "decorate", "display_name", "frame_overlay",
-    "group_segments", "is_text_only", "label_chip", "label_chips", "pdq_distance",
+    "Box",
+    "FrameEvidence",
+    "Segment",
+    "decorate",
+    "display_name",
+    "flagged_segments",
+    "frame_counts",
+    "frame_overlay",
+    "group_segments",
+    "is_text_only",
+    "label_chip",
+    "label_chips",
+    "pdq_distance",
     "risky_labels",
 ]

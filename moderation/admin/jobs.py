@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Max, OuterRef, Prefetch, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -10,21 +10,19 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from .. import pipeline, review
-from ..conf import moderation_settings
 from ..health import auth_failures
 from ..models import (
     UNFINISHED,
     AudioSlice,
     Decision,
     Frame,
-    FrameLabel,
     Job,
     ReviewEvent,
     RiskLevel,
     Status,
 )
 from .console import ReviewConsoleMixin
-from .evidence import decorate, group_segments, label_chip, label_chips
+from .evidence import flagged_segments, frame_counts, label_chip, label_chips
 from .overview import OverviewMixin
 from .progress import JobProgressMixin, progress_html
 
@@ -55,9 +53,6 @@ def reveals_flagged(request) -> bool:
     return request._moderation_reveal
 
 
-#: Flagged frames read for the job page's segments: two queries whatever the number; a
-#: video with more is summarised on the review page, which pages through all of them.
-SEGMENT_FRAMES_READ = 3000
 #: Segments listed on the job page (the timeline shows them all); the rest: the review page.
 SEGMENTS_SHOWN = 100
 
@@ -164,21 +159,8 @@ def evidence_context(job_id) -> dict:
     """The job page's evidence: frame counts, flagged frames grouped into segments on a
     timeline (each frame decorated with its label names and OCR boxes), or the summary
     of a clean job. Three queries, whatever the number of frames."""
-    counts = Frame.objects.filter(job_id=job_id).aggregate(
-        total=Count("id"), flagged=Count("id", filter=~Q(risk_level=RiskLevel.NONE)),
-        end=Max("offset"))
-    labels = FrameLabel.objects.only("id", "frame_id", "label", "confidence", "risk_level",
-                                     "description")
-    frames = list(
-        Frame.objects.filter(job_id=job_id).exclude(risk_level=RiskLevel.NONE)
-        .only("id", "job_id", "offset", "risk_level", "thumbnail", "pdq", "text_boxes")
-        .prefetch_related(Prefetch("labels", queryset=labels))[:SEGMENT_FRAMES_READ]
-    ) if counts["flagged"] else []
-    decorate(frames)
-    interval = float(moderation_settings.VIDEO_INTERVAL or 1)
-    duration = (counts["end"] or 0.0) + interval
-    segments = group_segments(frames, interval=interval, labels_of=lambda f: f.risky,
-                              duration=duration)
+    counts = frame_counts(job_id)
+    frames, segments = flagged_segments(job_id, counts)
     return {"frame_counts": counts, "segments": segments, "flagged_read": len(frames),
             "segments_shown": segments[:SEGMENTS_SHOWN],
             "segments_more": max(0, len(segments) - SEGMENTS_SHOWN),

@@ -18,7 +18,8 @@ from .. import reasons, review
 from ..labels import label_name
 from ..media import is_url
 from ..models import AudioSlice, Decision, Frame, FrameLabel, Job, MediaKind
-from .evidence import decorate
+from .evidence import decorate, flagged_segments
+from .evidence import frame_counts as evidence_counts
 from .queue_page import LEVELS, content_admin_url, content_text, highlight
 
 FRAMES_PER_PAGE = 60
@@ -135,10 +136,12 @@ def feedback_default(job: Job) -> str:
 
 def page_context(request, job: Job) -> dict[str, Any]:
     which = "all" if request.GET.get("frames") == "all" else "flagged"
-    counts = frame_counts(job)
+    counts = evidence_counts(job.pk)  # total, flagged and the last offset
     if which == "flagged" and not counts["flagged"]:
         which = "none"
     frames, which = frame_page(job, which, request.GET.get("fpage"))
+    # the timeline of flagged segments above the grid (its bars seek the player)
+    _flagged, segments = flagged_segments(job.pk, counts)
     raw, raw_truncated = raw_text(job)
     events = list(job.events.select_related("actor").order_by("-created_at", "-id")
                   [:EVENTS_SHOWN])[::-1]
@@ -148,6 +151,7 @@ def page_context(request, job: Job) -> dict[str, Any]:
         "frames_page": frames,
         "frame_filter": which,
         "frame_counts": counts,
+        "segments": segments,
         "slices_page": slice_page(job, request.GET.get("spage")),
         "labels": label_summary(job),
         "content_url": content_admin_url(job),

@@ -207,6 +207,11 @@ def test_fourteen_similar_frames_are_one_segment(client, viewer):
     assert page.count('class="mod-seg mod-risk-medium"') == 2
     assert "0.0\u201313.0 s" in page and "30.0\u201339.0 s" in page  # en dash
     assert "2 segments" in page and "Flagged frames (24)" in page
+    # the console's job page: the same segments on a timeline whose bars seek the player
+    review = client.get(reverse("admin:moderation_job_review", args=[job.pk])).content.decode()
+    bars = re.findall(r'<button type="button" class="mod-seek mod-seg mod-risk-medium" '
+                      r'data-offset="([\d.]+)" data-count="(\d+)"', review)
+    assert bars == [("0.000", "14"), ("30.000", "10")]
 
 
 def test_a_clean_video_shows_a_summary_not_empty_tiles(client, viewer):
