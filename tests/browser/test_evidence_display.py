@@ -5,7 +5,7 @@ the flagged text blurred, and the frames of a sequence are grouped into segments
 
 The jobs are real: the demo's sample images through the local engine (RapidOCR finds the
 contact details of ad_text.png; OpenCV the QR code), as an image and as a frame sequence.
-The screenshot is docs/img/admin-evidence.png."""
+The screenshots are docs/img/admin-evidence.png and admin-jobs.png."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ REVIEW_ALL = {"high": "review", "medium": "review", "low": "pass", "none": "pass
 
 @pytest.fixture
 def evidence_jobs(settings):
-    """An ad-hoc image with contact details in text, and a 16-frame sequence: 8 frames of
-    that text, 4 clean, 4 of a QR code; plus blog posts with long titles for the list."""
+    """Blog posts with long titles (one with a QR code), then an ad-hoc image with contact
+    details in text and a 16-frame sequence: 8 frames of that text, 4 clean, 4 QR codes."""
     from demo_project.blog.models import Post
     from moderation import pipeline
     from moderation.models import Job
@@ -33,13 +33,13 @@ def evidence_jobs(settings):
     text, clean, qr = ((SAMPLES / name).read_bytes()
                        for name in ("ad_text.png", "benign.jpg", "qrcode.jpg"))
     with override_settings(MODERATION={**settings.MODERATION, "POLICY": REVIEW_ALL}):
+        for n in range(3):  # jobs of a model field (one a QR code), long titles
+            Post.objects.create(title=f"A rather long blog post title number {n} " * 2,
+                                image=ContentFile(qr if n == 1 else clean, f"holiday-{n}.jpg"))
         image = pipeline.create_adhoc_job(name="ad_text.png", content=text, provider="local")
         frames = [(float(t), text) for t in range(8)] + [
             (float(t), clean) for t in range(8, 12)] + [(float(t), qr) for t in range(12, 16)]
         sequence = pipeline.create_adhoc_job(frames=frames, provider="local")
-        for n in range(3):  # jobs of a model field, long titles in the object column
-            Post.objects.create(title=f"A rather long blog post title number {n} " * 2,
-                                image=ContentFile(clean, f"holiday-{n}.jpg"))
         for job in Job.objects.all():
             assert pipeline.process(job.pk) in ("done", "reused")
     return Job.objects.get(pk=image.pk), Job.objects.get(pk=sequence.pk)
@@ -67,6 +67,7 @@ def test_evidence_on_the_job_list_and_page(page, login, make_user, live_server, 
         .map(th => [th.className.split(' ').pop(), Math.round(th.offsetWidth)])""")
     assert widths["page"] <= widths["view"] and widths["results"] <= widths["box"], (
         widths, columns)
+    screenshot(page, "admin-jobs", full_page=False)  # docs/img/admin-jobs.png
     row = page.locator(f"#result_list tr:has(a[href='/admin/moderation/job/{image.pk}/change/'])")
     thumb = row.locator("td.field-thumb .mod-thumb")
     assert "blur" in computed(thumb.locator("img"), "filter")
@@ -124,4 +125,4 @@ def test_evidence_on_the_job_list_and_page(page, login, make_user, live_server, 
     assert page.locator(".mod-blurred").count() == 0
     page.locator(".mod-reveal-pref").first.click()  # and back: blurred again everywhere
     page.goto(f"{live_server.url}/admin/moderation/job/")
-    assert page.locator("#result_list .mod-blurred").count() == 2
+    assert page.locator("#result_list .mod-blurred").count() == 3  # the flagged jobs
