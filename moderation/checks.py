@@ -58,6 +58,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, models
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from . import taskqueue
 from .alerts import settings_problems as alert_settings_problems
@@ -87,20 +88,21 @@ def check_settings(app_configs=None, **kwargs):
     errors = []
     user = moderation_settings.user_settings
     if not isinstance(user, dict):
-        return [Error("MODERATION must be a dict.", id="moderation.E008")]
+        return [Error(_("MODERATION must be a dict."), id="moderation.E008")]
     for key in sorted(set(user) - set(DEFAULTS)):
         errors.append(Error(
-            f"Unknown MODERATION setting {key!r}.",
-            hint="See docs/settings.md for the valid keys.", id="moderation.E008",
+            _("Unknown MODERATION setting %(key)s.") % {"key": repr(key)},
+            hint=_("See docs/settings.md for the valid keys."), id="moderation.E008",
         ))
 
     providers = moderation_settings.providers
     for alias, where in _provider_aliases_in_use().items():
         if alias not in providers:
             errors.append(Error(
-                f"{where} names provider {alias!r}, which is not configured.",
-                hint=f"Configured providers: {', '.join(sorted(providers))}. "
-                     "Add it to MODERATION['PROVIDERS'].",
+                _("%(where)s names provider %(alias)s, which is not configured.")
+                % {"where": where, "alias": repr(alias)},
+                hint=_("Configured providers: %(providers)s. Add it to "
+                       "MODERATION['PROVIDERS'].") % {"providers": ", ".join(sorted(providers))},
                 id="moderation.E001",
             ))
     for alias, conf in providers.items():
@@ -109,7 +111,8 @@ def check_settings(app_configs=None, **kwargs):
             provider_class = import_string(backend)
         except ImportError as exc:
             errors.append(Error(
-                f"Provider {alias!r}: cannot import BACKEND {backend!r} ({exc}).",
+                _("Provider %(alias)s: cannot import BACKEND %(backend)s (%(error)s).")
+                % {"alias": repr(alias), "backend": repr(backend), "error": exc},
                 id="moderation.E002",
             ))
             continue
@@ -119,8 +122,9 @@ def check_settings(app_configs=None, **kwargs):
             missing_options = provider_class.missing_options(dict(conf.get("OPTIONS") or {}))
         if missing_options:
             errors.append(Error(
-                f"Provider {alias!r} has no {', '.join(missing_options)}.",
-                hint="Set them in OPTIONS, read from the environment, not the source.",
+                _("Provider %(alias)s has no %(options)s.")
+                % {"alias": repr(alias), "options": ", ".join(missing_options)},
+                hint=_("Set them in OPTIONS, read from the environment, not the source."),
                 id="moderation.E003",
             ))
         # The provider's own checks (E009/E021 local, E011 Alibaba, a site's own ids).
@@ -135,17 +139,20 @@ def check_settings(app_configs=None, **kwargs):
             loopback = is_loopback_host(urlsplit(str(url)).hostname or "")
             if url and not str(url).startswith("https://") and not loopback:
                 errors.append(Error(
-                    f"MODERATION[{key!r}] = {url!r} is not https.",
-                    hint="Providers post results and fetch media over the internet: use https.",
+                    _("MODERATION[%(key)s] = %(url)s is not https.")
+                    % {"key": repr(key), "url": repr(url)},
+                    hint=_("Providers post results and fetch media over the internet: "
+                           "use https."),
                     id="moderation.E004",
                 ))
 
     cap = moderation_settings.CALLBACK_MAX_BYTES
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1024:
         errors.append(Error(
-            f"MODERATION['CALLBACK_MAX_BYTES'] = {cap!r} is not a whole number of bytes "
-            "(at least 1024).",
-            hint="For example 16 * 1024 * 1024; larger callback bodies are refused with 400.",
+            _("MODERATION['CALLBACK_MAX_BYTES'] = %(value)s is not a whole number of bytes "
+              "(at least 1024).") % {"value": repr(cap)},
+            hint=_("For example 16 * 1024 * 1024; larger callback bodies are refused with "
+                   "400."),
             id="moderation.E017",
         ))
 
@@ -153,12 +160,12 @@ def check_settings(app_configs=None, **kwargs):
     # django-q2 is needed by its adapter only (the default TASK_QUEUE).
     uses_django_q = DEFAULTS["TASK_QUEUE"] == moderation_settings.TASK_QUEUE
     if uses_django_q and "django_q" not in settings.INSTALLED_APPS:
-        errors.append(Error("django-q2 is not in INSTALLED_APPS.",
-                            hint="Add 'django_q' to INSTALLED_APPS.", id="moderation.E005"))
+        errors.append(Error(_("django-q2 is not in INSTALLED_APPS."),
+                            hint=_("Add 'django_q' to INSTALLED_APPS."), id="moderation.E005"))
     elif uses_django_q and not isinstance(getattr(settings, "Q_CLUSTER", None), dict):
         errors.append(Error(
-            "Q_CLUSTER is not configured, so moderation tasks have no queue.",
-            hint="For example Q_CLUSTER = {'name': 'moderation', 'orm': 'default'}.",
+            _("Q_CLUSTER is not configured, so moderation tasks have no queue."),
+            hint=_("For example Q_CLUSTER = {'name': 'moderation', 'orm': 'default'}."),
             id="moderation.E005",
         ))
 
@@ -167,17 +174,20 @@ def check_settings(app_configs=None, **kwargs):
         k not in RISK_LEVELS or v not in SUGGESTIONS for k, v in policy.items()
     ):
         errors.append(Error(
-            f"MODERATION['POLICY'] = {policy!r} is invalid.",
-            hint=f"Map risk levels {RISK_LEVELS} to suggestions {SUGGESTIONS}.",
+            _("MODERATION['POLICY'] = %(value)s is invalid.") % {"value": repr(policy)},
+            hint=_("Map risk levels %(levels)s to suggestions %(suggestions)s.")
+            % {"levels": RISK_LEVELS, "suggestions": SUGGESTIONS},
             id="moderation.E006",
         ))
     for problem in validate_overrides(moderation_settings.LABELS):
-        errors.append(Error(f"MODERATION['LABELS'] {problem}", id="moderation.E007"))
+        errors.append(Error(_("MODERATION['LABELS'] %(problem)s") % {"problem": problem},
+                            id="moderation.E007"))
 
     problem = validate_frame_options(moderation_settings.VIDEO_INTERVAL,
                                      moderation_settings.VIDEO_MAX_FRAMES)
     if problem:
-        errors.append(Error(f"MODERATION video defaults: {problem}", id="moderation.E010"))
+        errors.append(Error(_("MODERATION video defaults: %(problem)s") % {"problem": problem},
+                            id="moderation.E010"))
     errors.extend(_check_evidence_location())
     errors.extend(_check_sm3())
     errors.extend(_check_task_timeout())
@@ -196,22 +206,25 @@ def _check_task_queue():
     try:
         taskqueue.load(moderation_settings.TASK_QUEUE)
     except ImproperlyConfigured as exc:
-        return [Error(str(exc), hint="A dotted path to a module or object with "
-                      f"{', '.join(taskqueue.ADAPTER_FUNCTIONS)}, e.g. "
-                      f"{DEFAULTS['TASK_QUEUE']!r}; see docs/architecture.md, "
-                      "'Queue adapters'.", id="moderation.E015")]
+        return [Error(str(exc), hint=_(
+            "A dotted path to a module or object with %(functions)s, e.g. %(example)s; see "
+            "docs/architecture.md, 'Queue adapters'.") % {
+                "functions": ", ".join(taskqueue.ADAPTER_FUNCTIONS),
+                "example": repr(DEFAULTS["TASK_QUEUE"])}, id="moderation.E015")]
     return []
 
 
 def _check_alerts():
     """E016: review-queue alerts and the uploader's e-mail (moderation/alerts.py)."""
-    return [Error(f"MODERATION: {problem}", hint="See docs/settings.md, 'ALERTS'.",
+    return [Error(_("MODERATION: %(problem)s") % {"problem": problem},
+                  hint=_("See docs/settings.md, 'ALERTS'."),
                   id="moderation.E016") for problem in alert_settings_problems()]
 
 
 def _check_reasons():
     """E023: the decisions' reason codes and the undo window (moderation/reasons.py)."""
-    return [Error(f"MODERATION: {problem}", hint="See docs/settings.md, 'REASONS'.",
+    return [Error(_("MODERATION: %(problem)s") % {"problem": problem},
+                  hint=_("See docs/settings.md, 'REASONS'."),
                   id="moderation.E023") for problem in reason_settings_problems()]
 
 
@@ -222,13 +235,15 @@ def _check_lease():
     lease = moderation_settings.LEASE_SECONDS
     if isinstance(lease, bool) or not isinstance(lease, int | float) or lease < 3:
         errors.append(Error(
-            f"MODERATION['LEASE_SECONDS'] = {lease!r} is not a number of seconds >= 3.",
-            hint="30 hands a dead worker's job on within about a minute.",
+            _("MODERATION['LEASE_SECONDS'] = %(value)s is not a number of seconds >= 3.")
+            % {"value": repr(lease)},
+            hint=_("30 hands a dead worker's job on within about a minute."),
             id="moderation.E019"))
     minutes = moderation_settings.SWEEPER_MINUTES
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
         errors.append(Error(
-            f"MODERATION['SWEEPER_MINUTES'] = {minutes!r} is not a whole number >= 1.",
+            _("MODERATION['SWEEPER_MINUTES'] = %(value)s is not a whole number >= 1.")
+            % {"value": repr(minutes)},
             id="moderation.E019"))
     return errors
 
@@ -238,22 +253,25 @@ def _check_file_delivery():
     errors = []
     mode = moderation_settings.FILE_DELIVERY
     if mode not in DELIVERY_MODES:
-        errors.append(Error(f"MODERATION['FILE_DELIVERY'] = {mode!r} is not one of "
-                            f"{', '.join(DELIVERY_MODES)}.", id="moderation.E022"))
+        errors.append(Error(_("MODERATION['FILE_DELIVERY'] = %(value)s is not one of "
+                              "%(modes)s.") % {"value": repr(mode),
+                                               "modes": ", ".join(DELIVERY_MODES)},
+                            id="moderation.E022"))
     expires = moderation_settings.FILE_DELIVERY_EXPIRES
     if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= 3600:
         errors.append(Error(
-            f"MODERATION['FILE_DELIVERY_EXPIRES'] = {expires!r} is not 1..3600 seconds.",
-            hint="A presigned URL is a bearer token while it lives: keep it short (60).",
+            _("MODERATION['FILE_DELIVERY_EXPIRES'] = %(value)s is not 1..3600 seconds.")
+            % {"value": repr(expires)},
+            hint=_("A presigned URL is a bearer token while it lives: keep it short (60)."),
             id="moderation.E022"))
     locations = moderation_settings.FILE_DELIVERY_LOCATIONS
     if not isinstance(locations, dict) or not all(
             os.path.isabs(str(directory)) and isinstance(prefix, str)
             and prefix.startswith("/") for directory, prefix in locations.items()):
         errors.append(Error(
-            "MODERATION['FILE_DELIVERY_LOCATIONS'] must map absolute directories to "
-            "internal URL prefixes starting with '/'.",
-            hint='For example {"/srv/app/moderation_evidence": "/_protected/evidence/"}.',
+            _("MODERATION['FILE_DELIVERY_LOCATIONS'] must map absolute directories to "
+              "internal URL prefixes starting with '/'."),
+            hint=_('For example {"/srv/app/moderation_evidence": "/_protected/evidence/"}.'),
             id="moderation.E022"))
     return errors
 
@@ -266,8 +284,9 @@ def _check_image_limits():
               "MAX_ANIMATION_PIXELS": (moderation_settings.MAX_ANIMATION_PIXELS, 1)}
     for name, (value, low) in limits.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            errors.append(Error(f"MODERATION['{name}'] = {value!r} is not a whole number "
-                                f">= {low}.", id="moderation.E018"))
+            errors.append(Error(_("MODERATION['%(name)s'] = %(value)s is not a whole number "
+                                  ">= %(low)s.") % {"name": name, "value": repr(value),
+                                                    "low": low}, id="moderation.E018"))
     return errors
 
 
@@ -276,8 +295,10 @@ def _check_max_duration():
     value = moderation_settings.MAX_DURATION
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         return [Error(
-            f"MODERATION['MAX_DURATION'] = {value!r} is not a positive number of seconds.",
-            hint="For example 4 * 3600; longer video or audio files fail with 'too_long'.",
+            _("MODERATION['MAX_DURATION'] = %(value)s is not a positive number of seconds.")
+            % {"value": repr(value)},
+            hint=_("For example 4 * 3600; longer video or audio files fail with "
+                   "'too_long'."),
             id="moderation.E014",
         )]
     return []
@@ -309,11 +330,14 @@ def _check_task_timeout():
     needed = moderation_settings.LIVE_MAX_DURATION + 60
     if cluster["timeout"] < needed:
         return [Warning(
-            f"Q_CLUSTER['timeout'] = {cluster['timeout']} s: live streams are followed for up "
-            f"to LIVE_MAX_DURATION = {moderation_settings.LIVE_MAX_DURATION} s in one task "
-            f"and would be killed (live fields: {', '.join(live_fields)}).",
-            hint=f"Set Q_CLUSTER['timeout'] >= {needed} (and 'retry' above it), or lower "
-                 "MODERATION['LIVE_MAX_DURATION'].",
+            _("Q_CLUSTER['timeout'] = %(timeout)s s: live streams are followed for up to "
+              "LIVE_MAX_DURATION = %(duration)s s in one task and would be killed (live "
+              "fields: %(fields)s).") % {
+                  "timeout": cluster["timeout"],
+                  "duration": moderation_settings.LIVE_MAX_DURATION,
+                  "fields": ", ".join(live_fields)},
+            hint=_("Set Q_CLUSTER['timeout'] >= %(needed)s (and 'retry' above it), or lower "
+                   "MODERATION['LIVE_MAX_DURATION'].") % {"needed": needed},
             id="moderation.W002",
         )]
     return []
@@ -323,7 +347,7 @@ def _check_allowed_networks():
     """E013: the networks the network guard admits although private (moderation/remote.py)."""
     networks = moderation_settings.ALLOWED_NETWORKS
     if isinstance(networks, str) or not isinstance(networks, list | tuple):
-        return [Error("MODERATION['ALLOWED_NETWORKS'] must be a list of CIDR strings.",
+        return [Error(_("MODERATION['ALLOWED_NETWORKS'] must be a list of CIDR strings."),
                       id="moderation.E013")]
     errors = []
     for entry in networks:
@@ -331,8 +355,9 @@ def _check_allowed_networks():
             ipaddress.ip_network(str(entry), strict=False)
         except ValueError:
             errors.append(Error(
-                f"MODERATION['ALLOWED_NETWORKS'] entry {entry!r} is not an IP network.",
-                hint="Write networks as CIDRs, e.g. '10.20.0.0/16' or '192.0.2.7/32'.",
+                _("MODERATION['ALLOWED_NETWORKS'] entry %(entry)s is not an IP network.")
+                % {"entry": repr(entry)},
+                hint=_("Write networks as CIDRs, e.g. '10.20.0.0/16' or '192.0.2.7/32'."),
                 id="moderation.E013",
             ))
     return errors
@@ -350,9 +375,10 @@ def _check_sm3():
     if not users:
         return []
     return [Warning(
-        f"Provider(s) {', '.join(users)} verify callbacks with SM3, which this Python's "
-        "OpenSSL lacks: the pure-Python fallback takes about 6 s per MiB of callback.",
-        hint="pip install cryptography (it brings SM3), or use CRYPT_TYPE 'SHA256'.",
+        _("Provider(s) %(aliases)s verify callbacks with SM3, which this Python's OpenSSL "
+          "lacks: the pure-Python fallback takes about 6 s per MiB of callback.")
+        % {"aliases": ", ".join(users)},
+        hint=_("pip install cryptography (it brings SM3), or use CRYPT_TYPE 'SHA256'."),
         id="moderation.W017",
     )]
 
@@ -368,8 +394,9 @@ def _check_evidence_location():
     media = os.path.abspath(str(media_root))
     if evidence == media or evidence.startswith(media + os.sep):
         return [Warning(
-            f"Evidence is stored in {evidence}, inside MEDIA_ROOT: it may be served publicly.",
-            hint="Set MODERATION['EVIDENCE_ROOT'] outside MEDIA_ROOT.",
+            _("Evidence is stored in %(path)s, inside MEDIA_ROOT: it may be served "
+              "publicly.") % {"path": evidence},
+            hint=_("Set MODERATION['EVIDENCE_ROOT'] outside MEDIA_ROOT."),
             id="moderation.W001",
         )]
     return []
@@ -395,12 +422,12 @@ def check_fetchable_fields(app_configs=None, **kwargs):
             if storage is None or public_url_for(storage, "moderation-check-probe.jpg"):
                 continue
             errors.append(Error(
-                f"{reg.model._meta.label}.{name} is moderated by {provider.alias!r}, which "
-                "downloads media by URL, but its storage gives no absolute URL and the app "
-                "cannot sign one.",
-                hint="Set MODERATION['PUBLIC_BASE_URL'] to this site's public https URL "
-                     "(files of the default storage are then served through signed, "
-                     "expiring URLs), or use a storage with absolute URLs (S3/OSS).",
+                _("%(field)s is moderated by %(alias)s, which downloads media by URL, but "
+                  "its storage gives no absolute URL and the app cannot sign one.")
+                % {"field": f"{reg.model._meta.label}.{name}", "alias": repr(provider.alias)},
+                hint=_("Set MODERATION['PUBLIC_BASE_URL'] to this site's public https URL "
+                       "(files of the default storage are then served through signed, "
+                       "expiring URLs), or use a storage with absolute URLs (S3/OSS)."),
                 id="moderation.E012",
             ))
     return errors
@@ -427,7 +454,8 @@ def check_detectors(app_configs=None, **kwargs):
         if not (isinstance(backend, type) and issubclass(backend, LocalProvider)):
             continue
         value = detectors_of(conf.get("OPTIONS") or {}, moderation_settings.DETECTORS)
-        covered[alias] = _detector_scenes(value, f"Provider {alias!r}", errors)
+        covered[alias] = _detector_scenes(value, _("Provider %(alias)s") % {"alias": repr(alias)},
+                                          errors)
 
     for reg in registry:
         alias = reg.provider_alias()
@@ -442,11 +470,13 @@ def check_detectors(app_configs=None, **kwargs):
         missing = [scene for scene in asked if canonical_scene(scene) not in scenes]
         if missing:
             errors.append(Warning(
-                f"{where} asks the local provider for {', '.join(missing)}, which no "
-                "configured detector covers: the offline engine skips these scenes.",
-                hint=f"Covered: {', '.join(sorted(scenes))}. Add a detector for them "
-                     "(MODERATION['DETECTORS'], e.g. the ONNX classifier with your model), "
-                     "or use a remote provider (docs/providers.md, \"Scene coverage\").",
+                _("%(where)s asks the local provider for %(scenes)s, which no configured "
+                  "detector covers: the offline engine skips these scenes.")
+                % {"where": where, "scenes": ", ".join(missing)},
+                hint=_("Covered: %(covered)s. Add a detector for them "
+                       "(MODERATION['DETECTORS'], e.g. the ONNX classifier with your model), "
+                       "or use a remote provider (docs/providers.md, \"Scene coverage\").")
+                % {"covered": ", ".join(sorted(scenes))},
                 id="moderation.W004",
             ))
     return errors
@@ -459,9 +489,10 @@ def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
         return covered_scenes(configured(value))
     except (ImportError, TypeError, ValueError) as exc:
         errors.append(Error(
-            f"{where}: DETECTORS cannot be used: {exc}",
-            hint="Each entry is a dotted path to a Detector class, or {'class': path, "
-                 "'options': {...}} (docs/providers.md, \"Detectors\").",
+            _("%(where)s: DETECTORS cannot be used: %(error)s") % {"where": where,
+                                                                    "error": exc},
+            hint=_("Each entry is a dotted path to a Detector class, or {'class': path, "
+                   "'options': {...}} (docs/providers.md, \"Detectors\")."),
             id="moderation.E020",
         ))
         return None
@@ -478,11 +509,13 @@ def check_provider_auth(app_configs=None, databases=None, **kwargs):
         return []
     return [
         Warning(
-            f"provider {failure.provider!r} refused our credentials: {failure.message}",
-            hint=(f"{failure.jobs} job(s) failed with {failure.code!r} since "
-                  f"{failure.last_at:%Y-%m-%d %H:%M} UTC. Fix the provider's OPTIONS (key, "
-                  "secret, region/endpoint, RAM permission, server clock), then retry the "
-                  "failed jobs (admin action or moderation_retry)."),
+            _("provider %(alias)s refused our credentials: %(message)s")
+            % {"alias": repr(failure.provider), "message": failure.message},
+            hint=_("%(jobs)s job(s) failed with %(code)s since %(when)s UTC. Fix the "
+                   "provider's OPTIONS (key, secret, region/endpoint, RAM permission, server "
+                   "clock), then retry the failed jobs (admin action or moderation_retry).")
+            % {"jobs": failure.jobs, "code": repr(failure.code),
+               "when": f"{failure.last_at:%Y-%m-%d %H:%M}"},
             id="moderation.W003",
         )
         for failure in failures

@@ -73,6 +73,14 @@ def parse_po(path: Path) -> list[dict]:
     return entries
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after():
+    """LocaleMiddleware activates the request's language in this thread and nothing undoes
+    it in the test client: without this, the tests after a Chinese page ran in Chinese."""
+    yield
+    translation.deactivate()
+
+
 def messages() -> list[dict]:
     return [e for e in parse_po(PO) if e["msgid"] and not e["obsolete"]]
 

@@ -28,6 +28,7 @@ from django.core.checks import CheckMessage, Error
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.translation import gettext as _
 
 from ..base import CALLBACK, ProviderContext
 from ..errors import MalformedCallback
@@ -221,9 +222,10 @@ class AliyunCallbacks:
         if (context.settings["CALLBACK_BASE_URL"] and CALLBACK in cls.capabilities
                 and not options.get("UID")):
             errors.append(Error(
-                f"Provider {alias!r} receives callbacks but has no UID option: every "
-                "callback would be refused (its checksum includes the account UID).",
-                hint="Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL.",
+                _("Provider %(alias)s receives callbacks but has no UID option: every "
+                  "callback would be refused (its checksum includes the account UID).")
+                % {"alias": repr(alias)},
+                hint=_("Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL."),
                 id="moderation.E011",
             ))
         return errors

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.core.checks import CheckMessage, Error
+from django.utils.translation import gettext as _
 
 from ..base import Media, Provider, ProviderContext
 from ..errors import AuthError, NotSupported
@@ -165,9 +166,10 @@ class AliyunProvider(AliyunCallbacks, Provider):
         errors = list(super().check(alias, options, context))
         problem = check_spec(options.get("CREDENTIALS"))
         if problem and not options.get("ACCESS_KEY_ID"):
-            errors.append(Error(f"Provider {alias!r}: {problem}.",
-                                hint="Use \"default\" (the Alibaba credential chain), a source "
-                                     "name, or ACCESS_KEY_ID/ACCESS_KEY_SECRET.",
+            errors.append(Error(_("Provider %(alias)s: %(problem)s.")
+                                % {"alias": repr(alias), "problem": problem},
+                                hint=_("Use \"default\" (the Alibaba credential chain), a "
+                                       "source name, or ACCESS_KEY_ID/ACCESS_KEY_SECRET."),
                                 id="moderation.E003"))
         return errors
 

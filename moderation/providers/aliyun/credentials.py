@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
+from django.utils.translation import gettext, gettext_noop
 
 from ..errors import AuthError, ProviderError
 
@@ -613,19 +614,29 @@ _shared: dict[str, CredentialsProvider] = {}
 _shared_lock = threading.Lock()
 
 
-def check_spec(spec: Any) -> str | None:
-    """What is wrong with an ``OPTIONS["CREDENTIALS"]`` value, or None (system check)."""
+def _spec_problem(spec: Any) -> tuple[str, dict[str, str]] | None:
+    """What is wrong with an ``OPTIONS["CREDENTIALS"]`` value: an English message (marked
+    for translation) and its arguments, or None."""
     if spec is None or spec == "" or hasattr(spec, "get_credentials"):
         return None
     kind = spec.get("type") if isinstance(spec, Mapping) else spec
     if kind not in KINDS:
-        return f"CREDENTIALS {kind!r} is not one of {', '.join(KINDS)}"
+        return (gettext_noop("CREDENTIALS %(kind)s is not one of %(kinds)s"),
+                {"kind": repr(kind), "kinds": ", ".join(KINDS)})
     if isinstance(spec, Mapping):
         accepted = set(inspect.signature(_BUILDERS[kind]).parameters)
         unknown = sorted(set(spec) - accepted - {"type"})
         if unknown:
-            return f"CREDENTIALS {kind!r} takes no {', '.join(unknown)}"
+            return (gettext_noop("CREDENTIALS %(kind)s takes no %(options)s"),
+                    {"kind": repr(kind), "options": ", ".join(unknown)})
     return None
+
+
+def check_spec(spec: Any) -> str | None:
+    """What is wrong with an ``OPTIONS["CREDENTIALS"]`` value, or None: the system check's
+    text, in the active language."""
+    problem = _spec_problem(spec)
+    return gettext(problem[0]) % problem[1] if problem else None
 
 
 def provider_for(spec: Any) -> CredentialsProvider:
@@ -635,9 +646,10 @@ def provider_for(spec: Any) -> CredentialsProvider:
     names are shared by every alias naming the same thing, so one cache serves them all."""
     if hasattr(spec, "get_credentials"):
         return spec
-    problem = check_spec(spec)
+    # An error of a job, in English like the others (and no Django settings needed here).
+    problem = _spec_problem(spec)
     if problem:
-        raise CredentialsError(problem)
+        raise CredentialsError(problem[0] % problem[1])
     options = dict(spec) if isinstance(spec, Mapping) else {"type": spec}
     key = json.dumps(options, sort_keys=True, default=str)
     with _shared_lock:

