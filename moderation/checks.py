@@ -408,6 +408,8 @@ def check_fetchable_fields(app_configs=None, **kwargs):
     storage gives no absolute URL, while PUBLIC_BASE_URL is unset (or the storage is not the
     default one, the only one the signed view serves), can never be moderated."""
 
+    if not isinstance(moderation_settings.user_settings, dict):
+        return []  # E008
     errors = []
     for reg in registry:
         try:
@@ -444,6 +446,8 @@ def check_detectors(app_configs=None, **kwargs):
     def detectors_of(options: dict, default) -> object:
         return options["detectors"] if options.get("detectors") is not None else default
 
+    if not isinstance(moderation_settings.user_settings, dict):
+        return []  # E008
     errors: list = []
     covered: dict[str, set[str] | None] = {}  # alias -> scenes, None when broken
     for alias, conf in moderation_settings.providers.items():

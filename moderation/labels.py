@@ -138,6 +138,8 @@ def make_label(
 
 def validate_overrides(overrides: dict) -> list[str]:
     """Problems in a ``LABELS`` setting, as readable strings (used by system checks)."""
+    if overrides is not None and not isinstance(overrides, dict):
+        return [f"must be a dict of label -> options, got {type(overrides).__name__}"]
     problems = []
     for label, conf in (overrides or {}).items():
         if not isinstance(conf, dict):

@@ -91,6 +91,15 @@ def test_bad_policy_and_labels():
     assert ids(MODERATION=bad) == ["moderation.E007"]
 
 
+def test_settings_of_the_wrong_type_are_reported_not_raised():
+    """A non-dict MODERATION or LABELS is a system-check error, not an AttributeError from
+    ``manage.py check`` (every registered check runs)."""
+    with override_settings(MODERATION=5):
+        found = {e.id for e in checks.run_checks() if e.id.startswith("moderation.")}
+    assert found == {"moderation.E008"}
+    assert ids(MODERATION={"LABELS": 5}) == ["moderation.E007"]
+
+
 def test_typo_in_setting_name():
     assert ids(MODERATION={"DEFAULT_PROVIDR": "local"}) == ["moderation.E008"]
 
