@@ -15,6 +15,10 @@ connect time, no private address unless ``ALLOWED_NETWORKS`` admits it, no redir
 followed) with a timeout. A failed e-mail or POST is logged, never raised: the sweep goes
 on, and the episode still counts as alerted (no storm of retries every 30 s).
 
+**The console.** :func:`active_alerts` (one query) gives the episodes in progress; the
+console's queue page and the overview show each as a warning message until the check
+that ends it.
+
 **The uploader.** When ``NOTIFY_UPLOADER`` is on, a receiver of ``review_resolved`` (sent
 after commit when a moderator approves or rejects, also a reversal) e-mails the address
 ``UPLOADER_EMAIL(instance, job)`` returns, rendered from ``moderation/email/
@@ -39,7 +43,9 @@ from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.module_loading import import_string
+from django.utils.translation import ngettext
 
 from .conf import DEFAULTS, moderation_settings
 from .guarded_http import guarded_session
@@ -103,8 +109,7 @@ def check(now: datetime | None = None) -> list[Alert]:
     """Compare the review queue with the thresholds; start or end episodes; send the
     alerts of the episodes that started now (returned). No query when nothing is watched."""
     conf = alert_settings()
-    thresholds = {key: conf[setting] for key, (setting, _d) in WATCHED.items()
-                  if conf.get(setting) is not None}
+    thresholds = _thresholds(conf)
     if not thresholds:
         return []
     now = now or timezone.now()
@@ -121,6 +126,64 @@ def check(now: datetime | None = None) -> list[Alert]:
     for alert in started:
         notify(alert, conf)
     return started
+
+
+def _thresholds(conf: dict[str, Any]) -> dict[str, Any]:
+    """alert key -> its threshold, for the alerts ``conf`` watches."""
+    return {key: conf[setting] for key, (setting, _d) in WATCHED.items()
+            if conf.get(setting) is not None}
+
+
+@dataclass
+class ActiveAlert:
+    """An episode in progress, as the console's banner shows it: ``value`` is the figure
+    when the episode started."""
+
+    key: str
+    value: float
+    threshold: Any
+    since: datetime | None
+
+    @property
+    def message(self) -> str:
+        n = round(self.value)
+        values = {"since": _when(self.since), "value": n, "threshold": _figure(self.threshold)}
+        if self.key == "queue_size":
+            return ngettext(
+                "Queue alert since %(since)s: %(value)d item waiting (threshold %(threshold)s).",
+                "Queue alert since %(since)s: %(value)d items waiting (threshold %(threshold)s).",
+                n) % values
+        return ngettext(
+            "Queue alert since %(since)s: the oldest item has waited %(value)d minute "
+            "(threshold %(threshold)s).",
+            "Queue alert since %(since)s: the oldest item has waited %(value)d minutes "
+            "(threshold %(threshold)s).", n) % values
+
+
+def _when(moment: datetime | None) -> str:
+    """A local time of day, with the date when it is not today."""
+    if moment is None:
+        return "-"
+    local = timezone.localtime(moment)
+    clock = date_format(local, "H:i")
+    if local.date() == timezone.localdate():
+        return clock
+    return f"{date_format(local, 'SHORT_DATE_FORMAT')} {clock}"
+
+
+def _figure(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def active_alerts() -> list[ActiveAlert]:
+    """The episodes in progress of the alerts ``ALERTS`` watches, for the banner of the
+    console's queue page and the overview. One query; none when nothing is watched."""
+    thresholds = _thresholds(alert_settings())
+    if not thresholds:
+        return []
+    rows = {row.key: row for row in AlertState.objects.filter(key__in=thresholds, active=True)}
+    return [ActiveAlert(key, rows[key].value or 0.0, threshold, rows[key].since)
+            for key, threshold in thresholds.items() if key in rows]
 
 
 def _start_episode(key: str, value: float, now: datetime) -> bool:
@@ -272,4 +335,5 @@ def settings_problems() -> list[str]:
     return problems
 
 
-__all__ = ["Alert", "check", "notify", "notify_uploader", "post_webhook", "settings_problems"]
+__all__ = ["ActiveAlert", "Alert", "active_alerts", "check", "notify", "notify_uploader",
+           "post_webhook", "settings_problems"]

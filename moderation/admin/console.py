@@ -37,7 +37,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import claims, feedback, reasons, review
+from .. import alerts, claims, feedback, reasons, review
 from ..models import Decision, Frame, Job
 from . import queue_page
 from .bulk import bulk_decide
@@ -154,6 +154,7 @@ class ReviewConsoleMixin(_AdminBase):
             actions=[("approve_jobs", _("Approve selected (pass)")),
                      ("reject_jobs", _("Reject selected (block)"))],
             reason_choices=reasons.choices(),
+            queue_alerts=alerts.active_alerts(),
         )
         return TemplateResponse(request, "moderation/admin/review_queue.html", context)
 

@@ -22,6 +22,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .. import alerts
 from .. import overview as data
 
 VIEW = "moderation.view_job"
@@ -296,6 +297,7 @@ class OverviewMixin:
             "blocked_total": (figures["volume_totals"]["auto_block"]
                               + figures["volume_totals"]["rejected"]),
             "can_review": request.user.has_perm("moderation.review_job"),
+            "queue_alerts": alerts.active_alerts(),
         }
         return TemplateResponse(request, "moderation/admin/overview.html", context)
 
