@@ -165,8 +165,15 @@ class ModeratedAdminMixin(_AdminBase):
 
     # --- actions ------------------------------------------------------------------------
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes action_location (change list or change form) and warns about an
+        # override without it; 5.2 and 6.0 never pass it. Ours act on the change list only.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
+            if getattr(action_location, "name", "CHANGE_LIST") != "CHANGE_LIST":
+                return actions
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
         for name in self.moderation_actions:
