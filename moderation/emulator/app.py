@@ -194,7 +194,11 @@ class EmulatorApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            request = read_request(environ, self.config.max_request_bytes)
+            try:
+                request = read_request(environ, self.config.max_request_bytes)
+            except TimeoutError:  # the body stopped arriving (the server's read_timeout)
+                raise GatewayError("RequestTimeout",
+                                   "The request body was not received in time.", 408) from None
         except GatewayError as exc:
             reply = gateway_reply(exc, environ.get("HTTP_HOST", ""), str(uuid.uuid4()).upper())
             return respond(reply, reply.body["RequestId"], start_response)

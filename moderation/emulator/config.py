@@ -45,6 +45,9 @@ class EmulatorConfig:
     max_skew: timedelta | None = MAX_SKEW
     # Largest request body read; SDK form bodies are a few hundred bytes.
     max_request_bytes: int = 1 << 20
+    # Seconds a connection may stay silent (request line, headers, body): a client that
+    # opens a connection and sends nothing, or trickles, frees its thread after this.
+    read_timeout: float = 30.0
     # Image size the emulator downloads or reads (the documented 2.0 image limit is 20 MB).
     max_image_bytes: int = 20 << 20
     # Seconds for an imageUrl download; §2.6 code 592 is "download exceeded 3 s".

@@ -169,6 +169,31 @@ def test_chunked_body_over_the_limit_is_refused(oss_root):
         assert (status, answer["Code"]) == (400, "InvalidParameter")
 
 
+def test_a_silent_or_trickling_client_frees_its_thread(tmp_path):
+    """``read_timeout``: a connection that sends nothing is closed, a body that stops
+    arriving is answered 408, and the server goes on answering others meanwhile."""
+    config = EmulatorConfig(access_key_id=AK_ID, access_key_secret=AK_SECRET,
+                            oss_root=tmp_path, read_timeout=0.5)
+    with start(config, routes={("Echo", "2022-03-02"): echo_base_url}) as running:
+        silent = socket.create_connection((running.host, running.port), timeout=5)
+        trickle = socket.create_connection((running.host, running.port), timeout=5)
+        trickle.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        + signing.FORM_CONTENT_TYPE.encode()
+                        + b"\r\nContent-Length: 100\r\n\r\nAction=Echo")
+        headers = acs3_headers(running.endpoint, "Echo", "2022-03-02", {}, None)
+        assert exchange(running, "POST", "/", headers, b"")[0] == 200  # not blocked by them
+        started = time.monotonic()
+        assert silent.recv(1024) == b""  # closed by the server, nothing sent
+        answer = b""
+        while chunk := trickle.recv(65536):
+            answer += chunk
+        assert time.monotonic() - started < 4
+        assert answer.startswith(b"HTTP/1.0 408") or answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"RequestTimeout" in answer
+        silent.close()
+        trickle.close()
+
+
 @pytest.mark.parametrize("raw", [b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nab", b"3\r\nabcXY0\r\n\r\n"],
                          ids=["size-not-hex", "cut-short", "no-crlf-after-data"])
 def test_malformed_chunked_body_is_a_bad_request(emulator, raw):
