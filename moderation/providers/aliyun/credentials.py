@@ -17,17 +17,18 @@ the metadata service or STS did not answer; the job is retried).
 
 from __future__ import annotations
 
-import calendar
 import configparser
 import importlib
 import inspect
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +52,8 @@ METADATA_TIMEOUT = (1.0, 1.0)  # the SDK's 1 s connect / 1 s read
 STS_TIMEOUT = (5.0, 10.0)  # the SDK's 5 s connect / 10 s read
 STS_VERSION = "2015-04-01"
 OIDC_DURATION = 3600  # seconds; STS accepts 900 .. the role's maximum session duration
+#: The most a metadata or STS answer may hold (theirs are under 4 KiB); more is refused unread.
+MAX_ANSWER_BYTES = 64 * 1024
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -133,11 +136,51 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 
 
 def parse_expiration(value: Any) -> float:
-    """``2026-12-04T19:00:00Z`` (the metadata service and STS format) as epoch seconds."""
+    """``2026-12-04T19:00:00Z`` (the metadata service and STS format) as epoch seconds; also
+    with fractional seconds or an offset, and without a zone (UTC, as the SDK reads it)."""
     try:
-        return float(calendar.timegm(time.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")))
+        if not isinstance(value, str) or "T" not in value:
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
-        raise CredentialsFetchError(f"unreadable credential Expiration {value!r}") from exc
+        raise CredentialsFetchError(
+            f"unreadable credential Expiration {str(value)[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _read_answer(response: requests.Response, what: str) -> bytes:
+    """The body of a metadata or STS answer, at most :data:`MAX_ANSWER_BYTES`. Redirects are
+    refused, not followed (they would carry the metadata token or the OIDC token elsewhere)."""
+    try:
+        if 300 <= response.status_code < 400:
+            raise CredentialsFetchError(
+                f"{what} answered a redirect (HTTP {response.status_code}); not followed")
+        declared = response.headers.get("Content-Length", "")
+        too_big = CredentialsFetchError(
+            f"{what} answer is larger than {MAX_ANSWER_BYTES} bytes; refused")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise too_big
+        data = bytearray()
+        for chunk in response.iter_content(16 * 1024):
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                raise too_big
+        return bytes(data)
+    except requests.RequestException as exc:
+        raise CredentialsFetchError(f"{what} answer was cut off: {exc}") from exc
+    finally:
+        response.close()
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """``data`` as a JSON object, or None (not JSON, or JSON but not an object)."""
+    try:
+        found = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 # --- long-term sources ------------------------------------------------------------------------
@@ -184,8 +227,8 @@ class EnvironmentProvider:
 class RefreshingProvider:
     """Caches what :meth:`fetch` returns and fetches again :data:`REFRESH_MARGIN` seconds
     before it expires. Thread-safe: one thread fetches while the others wait for its answer;
-    if a refresh fails while the cached credentials are still valid, they are used (and the
-    next call tries again)."""
+    if a refresh fails (no answer, or a refusal) while the cached credentials are still
+    valid, they are used and the failure logged (and the next call tries again)."""
 
     name = "refreshing"
 
@@ -210,7 +253,7 @@ class RefreshingProvider:
                 return cached
             try:
                 fresh = self.fetch()
-            except CredentialsFetchError:
+            except (CredentialsFetchError, CredentialsError):
                 if cached is not None and cached.usable(now):
                     logger.warning("refreshing %s credentials failed; using the cached ones "
                                    "until %s", self.name, cached.expiration, exc_info=True)
@@ -255,51 +298,50 @@ class EcsRamRoleProvider(RefreshingProvider):
                 f"ECS metadata service at {self.metadata_url} did not answer: {exc}")
         return CredentialsUnavailable(f"no ECS metadata service at {self.metadata_url}")
 
-    def _metadata_token(self) -> str | None:
+    def _call(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        """(status, body): bounded in time and size, redirects refused."""
         try:
-            response = self._session.put(
-                self.metadata_url + METADATA_TOKEN_PATH,
-                headers={"X-aliyun-ecs-metadata-token-ttl-seconds": str(METADATA_TOKEN_TTL)},
-                timeout=self.timeout)
+            response = self._session.request(method, self.metadata_url + path, headers=headers,
+                                             timeout=self.timeout, stream=True,
+                                             allow_redirects=False)
         except requests.RequestException as exc:
             raise self._absent(exc) from exc
-        if response.status_code == 200 and response.text:
-            return response.text.strip()
+        return response.status_code, _read_answer(response, "ECS metadata")
+
+    def _metadata_token(self) -> str | None:
+        status, body = self._call(
+            "PUT", METADATA_TOKEN_PATH,
+            {"X-aliyun-ecs-metadata-token-ttl-seconds": str(METADATA_TOKEN_TTL)})
+        token = body.decode("utf-8", "replace").strip()
+        if status == 200 and token:
+            return token
         if self.disable_imds_v1:
             raise CredentialsFetchError(
-                f"ECS metadata token refused (HTTP {response.status_code}) and IMDSv1 is "
-                "disabled")
+                f"ECS metadata token refused (HTTP {status}) and IMDSv1 is disabled")
         return None
 
-    def _get(self, path: str, token: str | None) -> requests.Response:
-        headers = {"X-aliyun-ecs-metadata-token": token} if token else {}
-        try:
-            return self._session.get(self.metadata_url + path, headers=headers,
-                                     timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise self._absent(exc) from exc
+    def _get(self, path: str, token: str | None) -> tuple[int, bytes]:
+        return self._call("GET", path, {"X-aliyun-ecs-metadata-token": token} if token else {})
 
     def fetch(self) -> Credentials:
         token = self._metadata_token()
         role = self.role_name
         if not role:
-            response = self._get(METADATA_ROLE_PATH, token)
-            role = response.text.strip().splitlines()[0] if response.status_code == 200 and (
-                response.text.strip()) else ""
+            status, data = self._get(METADATA_ROLE_PATH, token)
+            text = data.decode("utf-8", "replace").strip()
+            role = text.splitlines()[0].strip() if status == 200 and text else ""
             if not role:
-                raise CredentialsUnavailable(
-                    f"the ECS instance has no RAM role (HTTP {response.status_code})")
+                raise CredentialsUnavailable(f"the ECS instance has no RAM role (HTTP {status})")
             self.role_name = role
-        response = self._get(METADATA_ROLE_PATH + role, token)
-        if response.status_code == 404:
+        status, data = self._get(METADATA_ROLE_PATH + role, token)
+        if status == 404:
             raise CredentialsError(f"the ECS instance has no RAM role {role!r}")
-        if response.status_code != 200:
+        if status != 200:
+            raise CredentialsFetchError(f"ECS metadata answered HTTP {status} for role {role!r}")
+        body = _json_object(data)
+        if body is None:
             raise CredentialsFetchError(
-                f"ECS metadata answered HTTP {response.status_code} for role {role!r}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise CredentialsFetchError("ECS metadata sent non-JSON role credentials") from exc
+                "ECS metadata sent role credentials that are not a JSON object")
         if body.get("Code") != "Success":
             raise CredentialsFetchError(f"ECS metadata answered Code {body.get('Code')!r}")
         return Credentials(
@@ -360,8 +402,11 @@ class OidcRoleProvider(RefreshingProvider):
     def fetch(self) -> Credentials:
         try:
             token = Path(self.oidc_token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise CredentialsError(f"cannot read the OIDC token file: {exc}") from exc
+        except (OSError, UnicodeError) as exc:
+            raise CredentialsError(
+                f"cannot read the OIDC token file {self.oidc_token_file}: {exc}") from exc
+        if not token:
+            raise CredentialsError(f"the OIDC token file {self.oidc_token_file} is empty")
         form = {
             "Action": "AssumeRoleWithOIDC", "Format": "JSON", "Version": STS_VERSION,
             "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -372,20 +417,25 @@ class OidcRoleProvider(RefreshingProvider):
         if self.policy:
             form["Policy"] = self.policy
         try:
-            response = self._session.post(self.url, data=form, timeout=self.timeout)
+            response = self._session.post(self.url, data=form, timeout=self.timeout,
+                                          stream=True, allow_redirects=False)
         except requests.RequestException as exc:
             raise CredentialsFetchError(f"STS at {self.url} did not answer: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200:
-            message = f"STS AssumeRoleWithOIDC answered HTTP {response.status_code} " \
-                      f"{body.get('Code', '')}: {body.get('Message', '')}".rstrip(": ")
-            if response.status_code >= 500 or response.status_code == 429:
+        if 300 <= response.status_code < 400:  # a wrong endpoint: the form holds the token
+            response.close()
+            raise CredentialsError(
+                f"STS at {self.url} answered a redirect (HTTP {response.status_code}); not "
+                "followed")
+        status = response.status_code
+        body = _json_object(_read_answer(response, "STS AssumeRoleWithOIDC")) or {}
+        if status != 200:
+            message = redact(f"STS AssumeRoleWithOIDC answered HTTP {status} "
+                             f"{str(body.get('Code', ''))[:100]}: "
+                             f"{str(body.get('Message', ''))[:300]}".rstrip(": "))
+            if status >= 500 or status == 429:
                 raise CredentialsFetchError(message)
             raise CredentialsError(message)
-        found = body.get("Credentials") if isinstance(body, dict) else None
+        found = body.get("Credentials")
         if not isinstance(found, dict):
             raise CredentialsFetchError("STS AssumeRoleWithOIDC answered without Credentials")
         return Credentials(
@@ -400,6 +450,23 @@ class OidcRoleProvider(RefreshingProvider):
 
 def _home(home: str | Path | None) -> Path:
     return Path(home) if home is not None else Path.home()
+
+
+def _read_profile_file(path: Path, what: str) -> str:
+    """A profile file's text; absent: this source is not set up; unreadable: an error naming
+    the file."""
+    if not path.is_file():
+        raise CredentialsUnavailable(f"no {what} {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CredentialsError(f"cannot read {what} {path}: {reason}") from exc
+
+
+def _ini_value(section: Mapping[str, str], key: str, default: str = "") -> str:
+    """A value as the SDK reads it: anything after ``#`` is a comment."""
+    return section.get(key, default).split("#")[0].strip()
 
 
 class ProfileProvider:
@@ -422,33 +489,37 @@ class ProfileProvider:
         self._lock = threading.Lock()
 
     def _load(self) -> CredentialsProvider:
-        if not self.path.is_file():
-            raise CredentialsUnavailable(f"no credentials file {self.path}")
+        text = _read_profile_file(self.path, "credentials file")
         parser = configparser.ConfigParser(interpolation=None)
         try:
-            parser.read(self.path, encoding="utf-8")
+            parser.read_string(text, source=str(self.path))
         except configparser.Error as exc:
-            raise CredentialsError(f"unreadable credentials file {self.path}: {exc}") from exc
+            # The message quotes the offending lines, which may hold a secret: lines only.
+            lines = [getattr(exc, "lineno", None)] + [n for n, _ in getattr(exc, "errors", [])]
+            where = ", ".join(f"line {n}" for n in lines if n)
+            raise CredentialsError(f"unreadable credentials file {self.path}: "
+                                   f"{type(exc).__name__} {where}".rstrip()) from None
         if not parser.has_section(self.profile):
             raise CredentialsError(f"{self.path} has no [{self.profile}] profile")
         section = parser[self.profile]
-        kind = section.get("type", "access_key")
+        kind = _ini_value(section, "type", "access_key")
         if kind == "access_key":
-            return StaticProvider(section.get("access_key_id", ""),
-                                  section.get("access_key_secret", ""))
+            return StaticProvider(_ini_value(section, "access_key_id"),
+                                  _ini_value(section, "access_key_secret"))
         if kind == "sts":
-            return StaticProvider(section.get("access_key_id", ""),
-                                  section.get("access_key_secret", ""),
-                                  section.get("security_token"))
+            return StaticProvider(_ini_value(section, "access_key_id"),
+                                  _ini_value(section, "access_key_secret"),
+                                  _ini_value(section, "security_token"))
         if kind == "ecs_ram_role":
-            return EcsRamRoleProvider(section.get("role_name") or None,
+            return EcsRamRoleProvider(_ini_value(section, "role_name") or None,
                                       metadata_url=self._links["metadata_url"])
         if kind == "oidc_role_arn":
             return OidcRoleProvider(
-                section.get("role_arn"), section.get("oidc_provider_arn"),
-                section.get("oidc_token_file_path"),
-                role_session_name=section.get("role_session_name"),
-                policy=section.get("policy"), sts_endpoint=self._links["sts_endpoint"])
+                _ini_value(section, "role_arn"), _ini_value(section, "oidc_provider_arn"),
+                _ini_value(section, "oidc_token_file_path"),
+                role_session_name=_ini_value(section, "role_session_name") or None,
+                policy=_ini_value(section, "policy") or None,
+                sts_endpoint=self._links["sts_endpoint"])
         raise CredentialsError(f"{self.path} [{self.profile}]: type {kind!r} is not supported "
                                "here; use CREDENTIALS 'sdk' (alibabacloud-credentials)")
 
@@ -479,14 +550,17 @@ class CliProfileProvider(ProfileProvider):
     def _load(self) -> CredentialsProvider:
         if self.disabled:
             raise CredentialsUnavailable(f"{ENV_CLI_PROFILE_DISABLED} is true")
-        if not self.path.is_file():
-            raise CredentialsUnavailable(f"no CLI config {self.path}")
+        text = _read_profile_file(self.path, "CLI config")
         try:
-            config = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CredentialsError(f"unreadable CLI config {self.path}: {exc}") from exc
+            config = json.loads(text)
+        except ValueError as exc:  # the message has a position, not the text
+            raise CredentialsError(f"unreadable CLI config {self.path}: {exc}") from None
+        profiles = (config.get("profiles") or []) if isinstance(config, dict) else None
+        if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+            raise CredentialsError(f"unreadable CLI config {self.path}: not an object with a "
+                                   "list of profiles")
         wanted = self.profile or config.get("current") or "default"
-        found = next((p for p in config.get("profiles") or [] if p.get("name") == wanted), None)
+        found = next((p for p in profiles if p.get("name") == wanted), None)
         if found is None:
             raise CredentialsError(f"{self.path} has no profile {wanted!r}")
         mode = found.get("mode", "AK")
@@ -571,6 +645,18 @@ def default_chain(*, environ: Mapping[str, str] | None = None, home: str | Path 
     return ChainProvider(links)
 
 
+#: Secret-bearing fields in the SDK's error texts (which quote STS answers and config files).
+_SECRET_FIELDS = re.compile(
+    r"(?i)([\"']?(?:access_?key_?secret|security_?token|sts_?token|oidc_?token|"
+    r"private_?key|bearer_?token|access_?token|refresh_?token)[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\"',;\s}]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret-bearing fields replaced by ``***``."""
+    return _SECRET_FIELDS.sub(r"\1***", text)
+
+
 class SdkProvider:
     """``alibabacloud-credentials``' own default chain (or a ``Client`` given), for sources
     this module does not read (RAM role ARN from an AK, RSA key pairs, Cloud SSO, a credentials
@@ -593,7 +679,10 @@ class SdkProvider:
         try:
             found = self._client.get_credential()
         except Exception as exc:  # the SDK raises its own CredentialException and others
-            raise CredentialsError(f"alibabacloud-credentials: {exc}") from exc
+            # Its messages quote STS answers (secrets included): redacted, and no chained
+            # traceback to log them again.
+            raise CredentialsError(
+                f"alibabacloud-credentials: {redact(str(exc))[:1000]}") from None
         return Credentials(found.access_key_id or "", found.access_key_secret or "",
                            found.security_token or None,
                            provider=f"sdk/{getattr(found, 'provider_name', '') or ''}")

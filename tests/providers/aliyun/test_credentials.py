@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -591,3 +591,213 @@ def test_unknown_arguments_are_reported_not_crashed_on(monkeypatch):
     provider = GuardrailsProvider("g", {"CREDENTIALS": "default"})
     assert provider.account == f"green-cip:{AK_ID}"
     assert provider.credentials() == (AK_ID, AK_SECRET, None)
+
+
+# --- review: bounded answers, parsing, leaks, files -------------------------------------------
+
+
+@contextmanager
+def serve_raw(answer) -> Iterator[str]:
+    """A loopback server answering every request with ``answer(method, path)``:
+    (status, headers, body bytes)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            status, headers, data = answer(self.command, urlsplit(self.path).path)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with suppress(OSError):  # the client hung up on a huge answer
+                self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-12-04T19:00:00Z", 1796410800.0),
+    ("2026-12-04T19:00:00.123Z", 1796410800.123),
+    ("2026-12-04T19:00:00.123456789Z", 1796410800.123456),
+    ("2026-12-04T19:00:00", 1796410800.0),  # no zone: UTC, as the SDK reads it
+    ("2026-12-05T03:00:00+08:00", 1796410800.0),
+])
+def test_expiration_formats(value, expected):
+    assert creds.parse_expiration(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", [None, "", "tomorrow", "2026-12-04", 1796410800])
+def test_unreadable_expiration_is_a_clear_fetch_error(value):
+    with pytest.raises(CredentialsFetchError, match="unreadable credential Expiration"):
+        creds.parse_expiration(value)
+
+
+def test_metadata_redirects_are_not_followed(metadata):
+    def answer(method, path):
+        return 302, {"Location": metadata.url + path}, b""
+
+    with serve_raw(answer) as url, pytest.raises(CredentialsFetchError, match="redirect"):
+        EcsRamRoleProvider(ROLE, metadata_url=url).get_credentials()
+    assert metadata.requests == []  # nothing, not even the token, went to the other host
+
+
+def test_sts_redirects_are_not_followed(sts, monkeypatch, tmp_path):
+    oidc_env(monkeypatch, tmp_path, sts.oidc_token)
+
+    def answer(method, path):
+        return 307, {"Location": sts.url + "/"}, b""
+
+    with serve_raw(answer) as url, pytest.raises(CredentialsError, match="redirect"):
+        OidcRoleProvider(sts_endpoint=url).get_credentials()
+    assert sts.requests == []  # the OIDC token was not re-posted elsewhere
+
+
+def test_huge_answers_are_refused(monkeypatch, tmp_path):
+    huge = b"x" * (creds.MAX_ANSWER_BYTES + 1)
+
+    def answer(method, path):
+        return 200, {}, huge
+
+    with serve_raw(answer) as url:
+        with pytest.raises(CredentialsFetchError, match="larger than"):
+            EcsRamRoleProvider(ROLE, metadata_url=url).get_credentials()
+        oidc_env(monkeypatch, tmp_path, "t")
+        with pytest.raises(CredentialsFetchError, match="larger than"):
+            OidcRoleProvider(sts_endpoint=url).get_credentials()
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"\"Success\"", b"null", b"{not json"])
+def test_malformed_answers_are_refused_clearly(body, monkeypatch, tmp_path):
+    def answer(method, path):
+        if path == "/latest/api/token":
+            return 200, {}, b"imds-token"
+        return 200, {}, body
+
+    with serve_raw(answer) as url:
+        with pytest.raises(CredentialsFetchError, match="ECS metadata"):
+            EcsRamRoleProvider(ROLE, metadata_url=url).get_credentials()
+        oidc_env(monkeypatch, tmp_path, "t")
+        with pytest.raises(CredentialsFetchError, match="AssumeRoleWithOIDC"):
+            OidcRoleProvider(sts_endpoint=url).get_credentials()
+
+
+def test_sts_error_answer_that_is_not_an_object(monkeypatch, tmp_path):
+    oidc_env(monkeypatch, tmp_path, "t")
+    denied = (403, {}, b"[\"denied\"]")
+    with serve_raw(lambda method, path: denied) as url, \
+            pytest.raises(CredentialsError, match="HTTP 403"):
+        OidcRoleProvider(sts_endpoint=url).get_credentials()
+
+
+def test_refused_refresh_keeps_valid_credentials(sts, monkeypatch, tmp_path, caplog):
+    """A refresh STS refuses (or a token file caught mid-rotation) while the cached role
+    credentials are still valid: they are used until they expire, and the failure logged."""
+    token_file = oidc_env(monkeypatch, tmp_path, sts.oidc_token)
+    clock = Clock(sts.expiration - 3000)
+    provider = OidcRoleProvider(sts_endpoint=sts.url, clock=clock)
+    first = provider.get_credentials()
+    sts.oidc_token = "only-the-next-token"  # STS now refuses ours: HTTP 400
+    clock.now = first.expiration - 60
+    with caplog.at_level("WARNING", logger=creds.__name__):
+        assert provider.get_credentials() is first
+    assert "using the cached ones" in caplog.text
+    token_file.unlink()  # unreadable token file: same
+    assert provider.get_credentials() is first
+    clock.now = first.expiration + 1
+    with pytest.raises(CredentialsError, match="OIDC token file"):
+        provider.get_credentials()
+
+
+def test_ini_errors_do_not_echo_the_file(clean_env):
+    ini = clean_env / ".alibabacloud" / "credentials.ini"
+    ini.parent.mkdir()
+    ini.write_text(f"access_key_secret = {AK_SECRET}\n[default]\n")
+    with pytest.raises(CredentialsError) as caught:
+        ProfileProvider().get_credentials()
+    assert str(ini) in str(caught.value) and "line 1" in str(caught.value)
+    assert AK_SECRET not in str(caught.value)
+    ini.write_text(f"[default]\naccess_key_id = a\n\n{AK_SECRET}\n")
+    with pytest.raises(CredentialsError) as caught:
+        ProfileProvider().get_credentials()
+    assert str(ini) in str(caught.value) and AK_SECRET not in str(caught.value)
+
+
+def test_unreadable_files_are_named(clean_env, monkeypatch, tmp_path):
+    ini = clean_env / ".alibabacloud" / "credentials.ini"
+    ini.parent.mkdir()
+    ini.write_bytes(b"[default]\naccess_key_id = \xff\xfe\n")
+    with pytest.raises(CredentialsError, match=r"credentials\.ini"):
+        ProfileProvider().get_credentials()
+    ini.write_text(f"[default]\naccess_key_id = a\naccess_key_secret = {AK_SECRET}\n")
+    ini.chmod(0)
+    read_text = Path.read_text
+
+    def denied(path: Path, *args: Any, **kwargs: Any) -> str:
+        if path == ini:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        if os.geteuid() == 0:  # root reads anything: the refusal a non-root user gets
+            patch.setattr(Path, "read_text", denied)
+        with pytest.raises(CredentialsError,
+                           match=r"cannot read .*credentials\.ini: Permission denied"):
+            ProfileProvider().get_credentials()
+    ini.chmod(0o600)
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe")
+    with pytest.raises(CredentialsError, match="OIDC token file"):
+        OidcRoleProvider("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", str(token),
+                         sts_endpoint="http://127.0.0.1:9").get_credentials()
+
+
+@pytest.mark.parametrize("content", ["[]", "{\"profiles\": {\"a\": 1}}",
+                                     "{\"current\": \"a\", \"profiles\": [\"a\"]}", "null"])
+def test_cli_config_of_the_wrong_shape(clean_env, content):
+    config = clean_env / ".aliyun" / "config.json"
+    config.parent.mkdir()
+    config.write_text(content)
+    with pytest.raises(CredentialsError, match=r"config\.json"):
+        CliProfileProvider().get_credentials()
+
+
+def test_ini_inline_comments_are_stripped_as_the_sdk_does(clean_env):
+    ini = clean_env / ".alibabacloud" / "credentials.ini"
+    ini.parent.mkdir()
+    ini.write_text(f"[default]\ntype = access_key # long-term\naccess_key_id = {AK_ID}\n"
+                   f"access_key_secret = {AK_SECRET}   # rotated 2026-11\n")
+    found = ProfileProvider().get_credentials()
+    assert (found.access_key_id, found.access_key_secret) == (AK_ID, AK_SECRET)
+
+
+def test_sdk_errors_do_not_carry_secrets():
+    class Failing:
+        def get_credential(self):
+            raise RuntimeError(
+                'error retrieving credentials from oidc_role_arn result: {"RequestId": "r", '
+                f'"Credentials": {{"AccessKeyId": "{STS_ID}", "AccessKeySecret": '
+                f'"{STS_SECRET}", "Expiration": "2026-12-04T19:00:00Z"}}}}, '
+                f"access_key_secret={AK_SECRET} SecurityToken: {STS_TOKEN}")
+
+    with pytest.raises(CredentialsError) as caught:
+        SdkProvider(Failing()).get_credentials()
+    text = str(caught.value)
+    assert "oidc_role_arn" in text and STS_ID in text
+    for secret in (STS_SECRET, AK_SECRET, STS_TOKEN):
+        assert secret not in text
