@@ -287,7 +287,11 @@ def _on_review_resolved(sender, job: Job, decision: str, **kwargs: Any) -> None:
     # Only the two human verdicts: another value (a future "undone") is not a decision.
     if moderation_settings.NOTIFY_UPLOADER and decision in (Decision.APPROVED,
                                                            Decision.REJECTED):
-        notify_uploader(job, decision)
+        try:
+            notify_uploader(job, decision)
+        except Exception:  # runs after the decision's commit: a site's UPLOADER_EMAIL or
+            # template error is logged, never a 500 for a decision already taken
+            logger.exception("moderation e-mail to the uploader of job %s failed", job.pk)
 
 
 # --- settings (system check E016) -----------------------------------------------------------

@@ -32,6 +32,9 @@ PERIODS = (7, 30, 90)
 DEFAULT_DAYS = 30
 #: the longest period a from/to pair may span (the charts have a bar per day)
 MAX_DAYS = 366
+#: the earliest day a period may start or end on: a from/to near ``date.min`` (0001-01-01)
+#: would overflow the date arithmetic below and the time-zone conversion of the queries
+EARLIEST = date(1970, 1, 1)
 
 #: verdict buckets of the volume chart, in drawing order (bottom to top)
 VERDICTS = ("auto_pass", "approved", "review_pending", "rejected", "auto_block",
@@ -70,14 +73,15 @@ def period(days: int | None = None, first: date | None = None, last: date | None
            now: datetime | None = None) -> Period:
     """The last ``days`` days up to today, or ``first`` .. ``last`` (either may be missing:
     ``last`` defaults to today, ``first`` to ``DEFAULT_DAYS`` before ``last``). Days after
-    today are cut off; a span over :data:`MAX_DAYS` keeps its last ``MAX_DAYS`` days."""
+    today are cut off, days before :data:`EARLIEST` too; a span over :data:`MAX_DAYS` keeps its
+    last ``MAX_DAYS`` days."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     if first is None and last is None:
         days = days if days and days > 0 else DEFAULT_DAYS
         return Period(today - timedelta(days=min(days, MAX_DAYS) - 1), today, now)
-    last = min(last or today, today)
-    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+    last = max(min(last or today, today), EARLIEST)
+    first = max(first or last - timedelta(days=DEFAULT_DAYS - 1), EARLIEST)
     if first > last:
         first, last = last, first
     first = max(first, last - timedelta(days=MAX_DAYS - 1))

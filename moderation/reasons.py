@@ -30,8 +30,9 @@ class ReasonRequired(ReasonError):
 
 class UnknownReason(ReasonError):
     def __init__(self, code: str) -> None:
-        self.code = code
-        super().__init__(f"unknown reason code {code!r}; one of: "
+        # echoed in messages and errors: an unbounded posted value stays out of them
+        self.code = code if len(code) <= 50 else f"{code[:50]}…"
+        super().__init__(f"unknown reason code {self.code!r}; one of: "
                          f"{', '.join(reasons()) or '(none configured)'}")
 
 

@@ -81,6 +81,9 @@ PLAYER_SECURITY_POLICY = (
 #: the most one range answer carries when the browser asks for "bytes=N-" (video seeking)
 RANGE_CHUNK = 4 * 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: a path an ``X-Sendfile`` header names exactly, whatever the web server: printable ASCII
+#: without ``%`` (mod_xsendfile unescapes it) and without control characters
+_PLAIN_PATH = re.compile(r"[\x20-\x24\x26-\x7e]+")
 
 
 def media_type(name: str) -> str | None:
@@ -210,9 +213,14 @@ def _handed_over(storage: Storage, name: str, filename: str | None) -> HttpRespo
         path = _local_path(storage, name)
         if path is not None and os.path.isfile(path):
             if mode == "x-sendfile":
-                response = protect(HttpResponse(), name, filename)
-                response["X-Sendfile"] = path
-                return response
+                if _PLAIN_PATH.fullmatch(path):
+                    response = protect(HttpResponse(), name, filename)
+                    response["X-Sendfile"] = path
+                    return response
+                # Apache's mod_xsendfile unescapes %XX (an uploaded "a%2F..%2F.." would name
+                # another file) and a header cannot carry non-ASCII bytes as they are
+                log.warning("X-Sendfile cannot name %r exactly; sent through Django", path)
+                return None
             location = _accel_location(path)
             if location is not None:
                 response = protect(HttpResponse(), name, filename)

@@ -41,6 +41,7 @@ from .. import alerts, claims, feedback, reasons, review
 from ..models import Decision, Frame, Job
 from . import queue_page
 from .bulk import bulk_decide
+from .progress import is_id
 from .review_page import page_context
 
 if TYPE_CHECKING:  # the mixin is used on a ModelAdmin: type-check it as one
@@ -283,7 +284,7 @@ class ReviewConsoleMixin(_AdminBase):
         if decision not in (Decision.APPROVED, Decision.REJECTED):
             messages.error(request, _("Choose pass or block for the feedback."))
             return HttpResponseRedirect(self._review_url(job.pk))
-        wanted = [int(v) for v in request.POST.getlist("frame_ids") if v.isdigit()]
+        wanted = [int(v) for v in request.POST.getlist("frame_ids") if is_id(v)]
         frame_ids = sorted(Frame.objects.filter(job=job, pk__in=wanted)
                            .values_list("pk", flat=True)) if wanted else None
         scenes = [s.strip() for s in request.POST.getlist("scenes") if s.strip()] or None

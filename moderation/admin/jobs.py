@@ -24,7 +24,7 @@ from ..models import (
 from .console import ReviewConsoleMixin
 from .evidence import flagged_segments, frame_counts, label_chip, label_chips
 from .overview import OverviewMixin
-from .progress import JobProgressMixin, progress_html
+from .progress import JobProgressMixin, is_id, progress_html
 
 RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none": "#2e7d32"}
 
@@ -243,11 +243,13 @@ class JobAdmin(JobProgressMixin, OverviewMixin, ReviewConsoleMixin, admin.ModelA
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra = {"reveal_flagged": reveals_flagged(request), **evidence_context(object_id)}
-        running = Job.objects.filter(pk=object_id, status__in=UNFINISHED).only(
-            "id", "status", "progress").first() if str(object_id).isdigit() else None
-        if running is not None:  # the bar, kept current by progress.js
-            extra["job_progress"] = progress_html(running, reload_when_done=True)
+        extra = {"reveal_flagged": reveals_flagged(request)}
+        if is_id(str(object_id)):  # anything else: the admin's own "does not exist" answer
+            extra.update(evidence_context(object_id))
+            running = Job.objects.filter(pk=object_id, status__in=UNFINISHED).only(
+                "id", "status", "progress").first()
+            if running is not None:  # the bar, kept current by progress.js
+                extra["job_progress"] = progress_html(running, reload_when_done=True)
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_readonly_fields(self, request, obj=None):

@@ -10,6 +10,8 @@ its job finishes, to show the result.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -24,6 +26,15 @@ from ..pipeline.progress import describe
 
 #: jobs one poll may ask about (a list page shows at most 100 by default)
 MAX_POLLED = 200
+#: a row id as a query string or a form sends it: ASCII digits that fit a 64-bit key
+#: (``str.isdigit`` also takes "²", which ``int`` refuses, and any length, which the database
+#: refuses: both were a 500)
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` (a string from a request) is a usable primary key."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def _number(value: float) -> str:
@@ -100,7 +111,7 @@ class JobProgressMixin:
         if not self.has_view_permission(request):
             raise PermissionDenied
         ids = [int(value) for value in request.GET.getlist("id")[:MAX_POLLED]
-               if value.isdigit()]
+               if is_id(value)]
         jobs = Job.objects.filter(pk__in=ids).only("id", "status", "progress")
         return JsonResponse({"jobs": [
             {"id": job.pk, "status": job.status, "status_display": job.get_status_display(),

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import claims, review
 from ..models import AudioSlice, Frame, FrameLabel, Job, MediaKind
+from .progress import is_id
 
 PAGE_SIZE = 50
 STRIP_SIZE = 4  # flagged thumbnails per row
@@ -52,7 +53,7 @@ class Filters:
             provider=params.get("provider", "")[:50],
             label=params.get("label", "")[:100],
             kind=kind if kind in MediaKind.values else "",
-            content_type=ct if ct.isdigit() else "",
+            content_type=ct if is_id(ct) else "",
             age=age if age in AGES else "",
         )
 
