@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 #: request is signed with a token that dies in flight (the SDK's "stale time" is 15 min; the
 #: metadata service rotates its role credentials well before that).
 REFRESH_MARGIN = 300.0
+#: After a failed refresh (the cached credentials still valid), wait this long before the
+#: next attempt, doubling per failure up to REFRESH_BACKOFF_MAX.
+REFRESH_BACKOFF = 5.0
+REFRESH_BACKOFF_MAX = 60.0
 #: The ECS instance metadata service (link-local, answered by the hypervisor).
 METADATA_URL = "http://100.100.100.200"
 METADATA_TOKEN_PATH = "/latest/api/token"
@@ -226,9 +230,12 @@ class EnvironmentProvider:
 
 class RefreshingProvider:
     """Caches what :meth:`fetch` returns and fetches again :data:`REFRESH_MARGIN` seconds
-    before it expires. Thread-safe: one thread fetches while the others wait for its answer;
-    if a refresh fails (no answer, or a refusal) while the cached credentials are still
-    valid, they are used and the failure logged (and the next call tries again)."""
+    before it expires. Thread-safe, and nobody waits while the cache is still valid: one
+    thread refreshes, the others go on with the cached credentials (they wait for the
+    fetch only when there is nothing valid to use). A refresh that fails (no answer, or a
+    refusal) while the cached credentials are valid is logged and tried again after a
+    backoff (:data:`REFRESH_BACKOFF`, doubling to :data:`REFRESH_BACKOFF_MAX`), so a
+    metadata service or STS outage is not asked once per signed request."""
 
     name = "refreshing"
 
@@ -238,29 +245,49 @@ class RefreshingProvider:
         self._margin = margin
         self._cached: Credentials | None = None
         self._lock = threading.Lock()
+        self._failures = 0  # failed refreshes in a row while the cache was still valid
+        self._retry_at = 0.0  # no refresh attempt before this (clock time)
 
     def fetch(self) -> Credentials:
         raise NotImplementedError
 
+    def _fresh_enough(self, cached: Credentials | None, now: float) -> bool:
+        if cached is None or not cached.usable(now):
+            return False
+        return cached.usable(now, self._margin) or now < self._retry_at
+
     def get_credentials(self) -> Credentials:
-        cached = self._cached
-        if cached is not None and cached.usable(self._clock(), self._margin):
+        cached, now = self._cached, self._clock()
+        if self._fresh_enough(cached, now):
+            assert cached is not None
             return cached
-        with self._lock:
-            cached = self._cached  # another thread may have refreshed while we waited
-            now = self._clock()
-            if cached is not None and cached.usable(now, self._margin):
+        valid = cached is not None and cached.usable(now)
+        # Still valid: refresh only if no other thread is at it. Expired: wait for it.
+        if not self._lock.acquire(blocking=not valid):
+            assert cached is not None
+            return cached
+        try:
+            cached, now = self._cached, self._clock()  # another thread may have refreshed
+            if self._fresh_enough(cached, now):
+                assert cached is not None
                 return cached
             try:
                 fresh = self.fetch()
             except (CredentialsFetchError, CredentialsError):
                 if cached is not None and cached.usable(now):
+                    self._failures += 1
+                    delay = min(REFRESH_BACKOFF * 2 ** (self._failures - 1),
+                                REFRESH_BACKOFF_MAX)
+                    self._retry_at = now + delay
                     logger.warning("refreshing %s credentials failed; using the cached ones "
-                                   "until %s", self.name, cached.expiration, exc_info=True)
+                                   "until %s, next try in %.0f s", self.name,
+                                   cached.expiration, delay, exc_info=True)
                     return cached
                 raise
-            self._cached = fresh
+            self._cached, self._failures, self._retry_at = fresh, 0, 0.0
             return fresh
+        finally:
+            self._lock.release()
 
 
 class EcsRamRoleProvider(RefreshingProvider):

@@ -277,6 +277,76 @@ def test_failed_refresh_keeps_valid_credentials_then_gives_up(metadata):
     assert provider.get_credentials().access_key_id == STS_ID
 
 
+def test_failed_refreshes_back_off_while_the_cache_is_valid(metadata):
+    """An outage of the metadata service is not asked once per signed request: after a
+    failed refresh the next try waits 5 s, then 10, 20, ... at most 60; a success resets it."""
+    role_path = f"/latest/meta-data/ram/security-credentials/{ROLE}"
+    clock = Clock(metadata.expiration - 3600)
+    provider = EcsRamRoleProvider(ROLE, metadata_url=metadata.url, clock=clock)
+    first = provider.get_credentials()
+    metadata.status = 500
+    start = clock.now = first.expiration - 290  # inside the refresh margin
+    tries = []
+    for step in range(0, 200):  # 200 calls over 200 s of the clock
+        clock.now = start + step
+        assert provider.get_credentials() is first
+        tries.append(metadata.count("GET", role_path) - 1)
+    attempts = [step for step in range(1, 200) if tries[step] > tries[step - 1]]
+    assert [0, *attempts] == [0, 5, 15, 35, 75, 135, 195]  # waits 5, 10, 20, 40, 60, 60
+    metadata.status = 200
+    clock.now = start + 255  # the next try (195 + 60) succeeds ...
+    second = provider.get_credentials()
+    assert second is not first and metadata.count("GET", role_path) == tries[-1] + 2
+    metadata.status = 500
+    clock.now = second.expiration - 290  # ... and the next outage starts again at 5 s
+    provider.get_credentials()
+    clock.now += 4
+    provider.get_credentials()
+    assert metadata.count("GET", role_path) == tries[-1] + 3
+    clock.now += 1
+    provider.get_credentials()
+    assert metadata.count("GET", role_path) == tries[-1] + 4
+
+
+def test_expired_credentials_are_fetched_at_once_whatever_the_backoff(metadata):
+    clock = Clock(metadata.expiration - 3600)
+    provider = EcsRamRoleProvider(ROLE, metadata_url=metadata.url, clock=clock)
+    first = provider.get_credentials()
+    metadata.status = 500
+    clock.now = first.expiration - 2
+    assert provider.get_credentials() is first  # a failure: next try in 5 s ...
+    metadata.status, metadata.expiration = 200, metadata.expiration + 3600
+    clock.now = first.expiration + 1  # ... but the cache is dead now: no waiting for it
+    fresh = provider.get_credentials()
+    assert fresh is not first and fresh.usable(clock.now)
+
+
+def test_a_slow_refresh_holds_up_nobody_while_the_cache_is_valid(metadata):
+    """One thread refreshes (the metadata service takes 1 s to answer); the others sign
+    with the still-valid cached credentials at once instead of queueing behind it."""
+    clock = Clock(metadata.expiration - 3600)
+    provider = EcsRamRoleProvider(ROLE, metadata_url=metadata.url, clock=clock)
+    first = provider.get_credentials()
+    metadata.expiration += 3600
+    metadata.delay = 1.0
+    clock.now = first.expiration - 60  # refresh due, cache still valid
+    refreshed: list[Credentials] = []
+    refresher = threading.Thread(target=lambda: refreshed.append(provider.get_credentials()))
+    refresher.start()
+    deadline = time.monotonic() + 5
+    while not provider._lock.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert provider._lock.locked(), "the refresh never started"
+    began = time.monotonic()
+    others = [provider.get_credentials() for _ in range(5)]
+    waited = time.monotonic() - began
+    refresher.join()
+    assert all(other is first for other in others)
+    assert waited < 0.5, f"the other callers waited {waited:.2f} s for the refresh"
+    assert refreshed[0] is not first and refreshed[0].expiration > first.expiration
+    assert provider.get_credentials() is refreshed[0]
+
+
 def test_one_fetch_for_many_threads(metadata):
     metadata.delay = 0.2
     provider = EcsRamRoleProvider(ROLE, metadata_url=metadata.url)
