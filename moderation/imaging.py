@@ -13,7 +13,6 @@ from typing import Any
 
 from .conf import moderation_settings
 from .providers.base import Provider
-from .providers.local import LocalProvider
 
 
 def image_pdq(data: bytes) -> tuple[str, int, Any]:
@@ -49,9 +48,9 @@ def thumbnail(bgr: Any) -> bytes:
 
 
 def matches_libraries_itself(provider: Provider) -> bool:
-    """Whether ``provider`` consults the hash libraries itself (the local engine does), so
-    that the pipeline's pre-check is not needed for it."""
-    return isinstance(provider, LocalProvider)
+    """Whether ``provider`` consults the hash libraries itself (its ``consults_libraries``
+    flag; the local engine's is set), so that the pipeline's pre-check is not needed for it."""
+    return bool(provider.consults_libraries)
 
 
 __all__ = ["image_pdq", "is_animated", "matches_libraries_itself", "thumbnail"]

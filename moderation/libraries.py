@@ -31,7 +31,6 @@ from .labels import make_label
 from .media import adhoc_media, is_url, media_for, stored_name
 from .models import HashEntry
 from .pdq_index import ALLOW, HashLibrary, LibraryMatch
-from .policy import suggestion_for
 from .providers.errors import ModerationError
 from .providers.result import Frame, Result, worst_risk
 
@@ -219,7 +218,7 @@ def _library_result(match: LibraryMatch, pdq: str, quality: int, bgr, seconds: f
     risk = worst_risk(label.risk_level for label in labels)
     image = thumbnail(bgr)
     return Result(
-        status="done", suggestion=suggestion_for(risk), risk_level=risk, labels=labels,
+        status="done", risk_level=risk, labels=labels,
         frames=[Frame(offset=0.0, risk_level=risk, labels=list(labels), image=image)],
         raw={"provider": "library", "media": "image", "pdq": {"hash": pdq, "quality": quality},
              "library_match": {"list_type": match.list_type, "label": match.label,

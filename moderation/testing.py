@@ -59,7 +59,7 @@ def scripted_result(risk: str = "none", label: str = "nonLabel", confidence: flo
     frame = Frame(offset=0.0, risk_level=risk,
                   labels=[Label(label, confidence, risk_level=risk, service="test")],
                   image=b"\xff\xd8\xff\xe0 fake jpeg bytes")
-    return Result(status=status, risk_level=risk, suggestion="pass", labels=frame.labels,
+    return Result(status=status, risk_level=risk, labels=frame.labels,
                   frames=[frame] if status == "done" else [], task_id=task_id,
                   raw={"answer": risk})
 

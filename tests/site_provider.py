@@ -16,6 +16,8 @@ from typing import Any
 from django.core.checks import CheckMessage, Warning
 
 from moderation.providers import (
+    CALLBACK,
+    IMAGE,
     Callback,
     Frame,
     Label,
@@ -27,7 +29,6 @@ from moderation.providers import (
     ProviderError,
     Result,
 )
-from moderation.providers.base import CALLBACK, IMAGE
 
 SIGNATURE_HEADER = "X-Acme-Signature"
 

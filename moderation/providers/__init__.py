@@ -17,6 +17,15 @@ from django.utils.module_loading import import_string
 
 from ..conf import moderation_settings
 from .base import (
+    AUDIO,
+    CALLBACK,
+    CAPABILITIES,
+    FEEDBACK,
+    FRAMES,
+    IMAGE,
+    LIVE,
+    SYNC,
+    VIDEO,
     Callback,
     Feedback,
     Media,
@@ -38,6 +47,15 @@ from .errors import (
 from .result import Frame, Label, Result, Slice
 
 __all__ = [
+    "AUDIO",
+    "CALLBACK",
+    "CAPABILITIES",
+    "FEEDBACK",
+    "FRAMES",
+    "IMAGE",
+    "LIVE",
+    "SYNC",
+    "VIDEO",
     "AuthError",
     "Callback",
     "Expired",

@@ -213,6 +213,10 @@ class Provider:
     required_options: tuple[str, ...] = ()
     #: the provider fetches media by URL (remote services), not from local bytes
     needs_url: bool = False
+    #: the provider matches images against the hash libraries itself (it reads
+    #: ``ModerationRequest.libraries``): the pipeline's library pre-check skips it, and
+    #: feedback adds to the libraries for it even when the pre-check is off
+    consults_libraries: bool = False
     #: what the same bytes get from this provider; bump it when a change would answer them
     #: differently (results of another version are not reused for new jobs)
     result_version: str = "1"

@@ -117,7 +117,7 @@ class Slice:
 class Result:
     status: str = "done"
     #: the site's policy applied to ``risk_level``: set by the pipeline when it decides the
-    #: job (pipeline.ingest.decide), never by a provider, which returns findings only
+    #: job (pipeline.verdict.apply_policy), never by a provider, which returns findings only
     suggestion: str = "pass"
     risk_level: str = "none"
     labels: list[Label] = field(default_factory=list)

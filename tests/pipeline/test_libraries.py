@@ -17,6 +17,7 @@ from PIL import Image
 
 from moderation import feedback, libraries, pipeline
 from moderation.emulator.app import Fault
+from moderation.imaging import image_pdq
 from moderation.libraries import HashLibrary, hash_library, match_threshold
 from moderation.models import Decision, HashEntry, Job, Status
 from moderation.providers import get_provider
@@ -233,3 +234,27 @@ def test_a_miss_goes_to_the_provider(register, scripted, image_file):
     job = Job.objects.get(object_id=str(photo.pk))
     assert pipeline.process(job.pk) == "done"
     assert [call[0] for call in scripted.calls] == ["submit"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("consults", [False, True])
+def test_a_provider_that_consults_the_libraries_itself_skips_the_precheck(
+        register, scripted, monkeypatch, consults):
+    """``Provider.consults_libraries`` (a flag any provider may set, as the local engine
+    does): the pre-check leaves a blocked image to it, with the libraries in the request;
+    without the flag the pre-check answers and the provider is not called."""
+    data = (SAMPLES / "qrcode.jpg").read_bytes()
+    pdq, _quality, _bgr = image_pdq(data)
+    HashEntry.objects.create(list_type="block", label="pt_qrCode", pdq=pdq)
+    monkeypatch.setattr(scripted, "consults_libraries", consults)
+    scripted.script.append(result())
+    register(Photo, provider="scripted")
+    photo = Photo.objects.create(image=ContentFile(data, name="qr.jpg"))
+    job = Job.objects.get(object_id=str(photo.pk))
+    if consults:
+        assert pipeline.process(job.pk) == "done"
+        [(method, _name, _head, request)] = scripted.calls
+        assert method == "submit" and request.libraries.match(pdq).label == "pt_qrCode"
+    else:
+        assert pipeline.process(job.pk) == "library"
+        assert scripted.calls == []

@@ -54,6 +54,7 @@ SETTING_DEFAULTS = {
 
 class LocalProvider(Provider):
     capabilities = frozenset({IMAGE, VIDEO, AUDIO, FRAMES, LIVE, SYNC})
+    consults_libraries = True
     default_scenes = ("porn", "qrcode", "ad")
     # 2: animations frame by frame, samples over the whole file, images at a working size
     # (version 1 looked at an animation's first frame and at a video's first 200 samples)
@@ -62,8 +63,10 @@ class LocalProvider(Provider):
     @classmethod
     def check(cls, alias: str, options: dict[str, Any],
               context: ProviderContext | None = None) -> list:
-        """E009 (the ``local`` extra installed) and E021 (the speech recogniser)."""
-        return super().check(alias, options, context) + local_checks(alias, options)
+        """E009 (the ``local`` extra installed), E021 (the speech recogniser), E020 (the
+        detectors build) and W004 (scenes asked of this alias that no detector covers)."""
+        return super().check(alias, options, context) + local_checks(
+            alias, options, context, cls.default_scenes)
 
     @property  # read-only here: computed from the site's DETECTORS
     def result_version(self) -> str:  # type: ignore[override]
