@@ -322,27 +322,37 @@ def test_expired_credentials_are_fetched_at_once_whatever_the_backoff(metadata):
 
 
 def test_a_slow_refresh_holds_up_nobody_while_the_cache_is_valid(metadata):
-    """One thread refreshes (the metadata service takes 1 s to answer); the others sign
+    """One thread refreshes (its fetch held until the others are done); the others sign
     with the still-valid cached credentials at once instead of queueing behind it."""
     clock = Clock(metadata.expiration - 3600)
     provider = EcsRamRoleProvider(ROLE, metadata_url=metadata.url, clock=clock)
     first = provider.get_credentials()
     metadata.expiration += 3600
-    metadata.delay = 1.0
     clock.now = first.expiration - 60  # refresh due, cache still valid
+    fetching, release = threading.Event(), threading.Event()
+    real_fetch = provider.fetch
+
+    def held_fetch() -> Credentials:
+        fetching.set()
+        assert release.wait(10)
+        return real_fetch()
+
+    provider.fetch = held_fetch  # type: ignore[method-assign]
     refreshed: list[Credentials] = []
     refresher = threading.Thread(target=lambda: refreshed.append(provider.get_credentials()))
     refresher.start()
-    deadline = time.monotonic() + 5
-    while not provider._lock.locked() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert provider._lock.locked(), "the refresh never started"
-    began = time.monotonic()
-    others = [provider.get_credentials() for _ in range(5)]
-    waited = time.monotonic() - began
-    refresher.join()
-    assert all(other is first for other in others)
-    assert waited < 0.5, f"the other callers waited {waited:.2f} s for the refresh"
+    assert fetching.wait(5), "the refresh never started"
+    others: list[Credentials] = []
+    caller = threading.Thread(target=lambda: others.extend(
+        provider.get_credentials() for _ in range(5)))
+    caller.start()
+    caller.join(5)
+    finished_while_fetching = not caller.is_alive()
+    release.set()
+    refresher.join(10)
+    caller.join(10)
+    assert finished_while_fetching, "the other callers waited for the refresh"
+    assert len(others) == 5 and all(other is first for other in others)
     assert refreshed[0] is not first and refreshed[0].expiration > first.expiration
     assert provider.get_credentials() is refreshed[0]
 
