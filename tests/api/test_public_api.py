@@ -47,6 +47,38 @@ def test_every_testing_name_is_documented(name):
     assert documented(name), f"moderation.testing.{name} is not on docs/public-api.md"
 
 
+@pytest.mark.parametrize("name", __import__("moderation.providers").providers.__all__)
+def test_every_providers_name_is_documented(name):
+    assert documented(name), f"moderation.providers.{name} is not on docs/public-api.md"
+
+
+GUIDES = ("writing-a-provider.md", "writing-a-detector.md", "public-api.md")
+
+
+def guide_imports() -> list[tuple[str, str, str]]:
+    """(guide, module, name) for every ``from moderation... import`` in the guides' code."""
+    found = []
+    for guide in GUIDES:
+        text = (ROOT / "docs" / guide).read_text()
+        for block in re.findall(r"```python\n(.*?)```", text, re.S):
+            for statement in re.finditer(
+                    r"^from (moderation[\w.]*) import (\([^)]*\)|[^\n]*)", block, re.M):
+                module, names = statement.groups()
+                for name in re.split(r"[\s,()]+", names):
+                    if name and not name.startswith("#"):
+                        found.append((guide, module, name))
+    return found
+
+
+@pytest.mark.parametrize("guide, module, name", guide_imports())
+def test_the_guides_import_only_what_the_page_names(guide, module, name):
+    """A newcomer following a guide uses only what docs/public-api.md promises to keep."""
+    assert f"## `{module}`" in PAGE or f"`{module}`" in PAGE, \
+        f"{guide} imports from {module}, which docs/public-api.md does not name"
+    assert documented(name), f"{guide} imports {module}.{name}, not on docs/public-api.md"
+    assert hasattr(__import__(module, fromlist=[name]), name)
+
+
 def test_importing_the_package_loads_nothing_else():
     """settings.py and AppConfigs import it before the app registry is ready."""
     code = ("import sys, moderation; print(sorted(m for m in sys.modules "
