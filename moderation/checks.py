@@ -40,8 +40,9 @@
 | moderation.E023 | REASONS not a dict of codes -> labels, REQUIRE_REJECT_REASON not a |
 |                 | bool (or on with no REASONS), UNDO_SECONDS not a whole number >= 0 |
 
-E009/E021 (local) and E011 (Alibaba) come from the providers' own ``Provider.check``,
-called here for every configured alias, like a site provider's checks.
+E009/E020/E021/W004 (local) and E011/W017 (Alibaba, and E003 for a CREDENTIALS value) come
+from the providers' own ``Provider.check``, called here for every configured alias, like a
+site provider's checks.
 
 W003 reads the job history, so it runs only when a database is named:
 ``manage.py check --database default`` (and during ``migrate``).
@@ -127,7 +128,8 @@ def check_settings(app_configs=None, **kwargs):
                 hint=_("Set them in OPTIONS, read from the environment, not the source."),
                 id="moderation.E003",
             ))
-        # The provider's own checks (E009/E021 local, E011 Alibaba, a site's own ids).
+        # The provider's own checks (E009/E020/E021/W004 local, E011/W017 Alibaba, a site's
+        # own ids).
         if isinstance(provider_class, type) and issubclass(provider_class, Provider):
             context = ProviderContext(settings=moderation_settings.snapshot())
             errors += provider_class.check(alias, dict(conf.get("OPTIONS") or {}),
@@ -189,7 +191,6 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(Error(_("MODERATION video defaults: %(problem)s") % {"problem": problem},
                             id="moderation.E010"))
     errors.extend(_check_evidence_location())
-    errors.extend(_check_sm3())
     errors.extend(_check_task_timeout())
     errors.extend(_check_allowed_networks())
     errors.extend(_check_max_duration())
@@ -363,26 +364,6 @@ def _check_allowed_networks():
     return errors
 
 
-def _check_sm3():
-    """W017: SM3 callback checksums through the pure-Python fallback cost seconds per MiB
-    (providers/aliyun/checksum.py; bench/callbacks.py)."""
-    from .providers.aliyun.checksum import SM3_IMPLEMENTATION  # noqa: PLC0415 - loads cryptography (aliyun extra)
-
-    if SM3_IMPLEMENTATION != "python":
-        return []
-    users = sorted(alias for alias, conf in moderation_settings.providers.items()
-                   if str((conf.get("OPTIONS") or {}).get("CRYPT_TYPE", "")).upper() == "SM3")
-    if not users:
-        return []
-    return [Warning(
-        _("Provider(s) %(aliases)s verify callbacks with SM3, which this Python's OpenSSL "
-          "lacks: the pure-Python fallback takes about 6 s per MiB of callback.")
-        % {"aliases": ", ".join(users)},
-        hint=_("pip install cryptography (it brings SM3), or use CRYPT_TYPE 'SHA256'."),
-        id="moderation.W017",
-    )]
-
-
 def _check_evidence_location():
     alias = moderation_settings.EVIDENCE_STORAGE
     if alias and alias in getattr(settings, "STORAGES", {}):
@@ -433,73 +414,6 @@ def check_fetchable_fields(app_configs=None, **kwargs):
                 id="moderation.E012",
             ))
     return errors
-
-
-@register(Tags.compatibility)
-def check_detectors(app_configs=None, **kwargs):
-    """E020: the local engine's DETECTORS (setting, provider OPTIONS, registration options)
-    must build in a worker; W004: scenes asked of the local provider that no configured
-    detector covers would be skipped (listed in the job's ``ignored_scenes``) and pass."""
-    from .providers.local import LocalProvider  # noqa: PLC0415 - with the detectors below
-    from .providers.local.detectors import canonical_scene  # noqa: PLC0415 - numpy (local extra)
-
-    def detectors_of(options: dict, default) -> object:
-        return options["detectors"] if options.get("detectors") is not None else default
-
-    if not isinstance(moderation_settings.user_settings, dict):
-        return []  # E008
-    errors: list = []
-    covered: dict[str, set[str] | None] = {}  # alias -> scenes, None when broken
-    for alias, conf in moderation_settings.providers.items():
-        try:
-            backend = import_string(conf.get("BACKEND", ""))
-        except ImportError:  # E002
-            continue
-        if not (isinstance(backend, type) and issubclass(backend, LocalProvider)):
-            continue
-        value = detectors_of(conf.get("OPTIONS") or {}, moderation_settings.DETECTORS)
-        covered[alias] = _detector_scenes(value, _("Provider %(alias)s") % {"alias": repr(alias)},
-                                          errors)
-
-    for reg in registry:
-        alias = reg.provider_alias()
-        if alias not in covered:
-            continue
-        scenes, where = covered[alias], f"moderation.register({reg.model._meta.label})"
-        if reg.options.get("detectors") is not None:
-            scenes = _detector_scenes(reg.options["detectors"], where, errors)
-        if scenes is None:
-            continue
-        asked = reg.scenes or list(LocalProvider.default_scenes)
-        missing = [scene for scene in asked if canonical_scene(scene) not in scenes]
-        if missing:
-            errors.append(Warning(
-                _("%(where)s asks the local provider for %(scenes)s, which no configured "
-                  "detector covers: the offline engine skips these scenes.")
-                % {"where": where, "scenes": ", ".join(missing)},
-                hint=_("Covered: %(covered)s. Add a detector for them "
-                       "(MODERATION['DETECTORS'], e.g. the ONNX classifier with your model), "
-                       "or use a remote provider (docs/providers.md, \"Scene coverage\").")
-                % {"covered": ", ".join(sorted(scenes))},
-                id="moderation.W004",
-            ))
-    return errors
-
-
-def _detector_scenes(value, where: str, errors: list) -> set[str] | None:
-    from .providers.local.detectors.config import configured, covered_scenes  # noqa: PLC0415 - numpy
-
-    try:
-        return covered_scenes(configured(value))
-    except (ImportError, TypeError, ValueError) as exc:
-        errors.append(Error(
-            _("%(where)s: DETECTORS cannot be used: %(error)s") % {"where": where,
-                                                                    "error": exc},
-            hint=_("Each entry is a dotted path to a Detector class, or {'class': path, "
-                   "'options': {...}} (docs/providers.md, \"Detectors\")."),
-            id="moderation.E020",
-        ))
-        return None
 
 
 @register(Tags.database)

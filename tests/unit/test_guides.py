@@ -15,7 +15,7 @@ from django.test import override_settings
 
 import moderation
 from demo_project.blog.models import Post
-from moderation.checks import check_detectors
+from moderation.checks import check_settings
 from moderation.labels import validate_overrides
 from moderation.registry import registry
 
@@ -64,6 +64,13 @@ def mysite(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield code
     forget("mysite")
+
+
+def check_detectors(app_configs=None):
+    """E020/W004 as ``manage.py check`` reports them: from ``LocalProvider.check``, which
+    the app's check_settings calls for every configured alias."""
+    return [m for m in check_settings(app_configs)
+            if m.id in ("moderation.E020", "moderation.W004")]
 
 
 def test_writing_a_detector_shell_step_prints_what_the_guide_says(mysite):

@@ -24,7 +24,7 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qsl
 
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from ..base import CALLBACK, ProviderContext
 from ..errors import MalformedCallback
 from ..result import Result
+from . import checksum
 from . import guardrails_video as video
 from .checksum import verify_checksum
 
@@ -216,7 +217,9 @@ class AliyunCallbacks:
     def check(cls, alias: str, options: dict[str, Any],
               context: ProviderContext | None = None) -> list[CheckMessage]:
         """E011: with CALLBACK_BASE_URL set, a callback provider without a UID would refuse
-        every callback (the checksum includes the account UID)."""
+        every callback (the checksum includes the account UID). W017: ``CRYPT_TYPE`` SM3
+        verified through the pure-Python fallback (no SM3 in this Python's OpenSSL) costs
+        seconds per MiB of callback (checksum.py; bench/callbacks.py)."""
         context = context if context is not None else ProviderContext()
         errors = list(super().check(alias, options, context))  # type: ignore[misc]
         if (context.settings["CALLBACK_BASE_URL"] and CALLBACK in cls.capabilities
@@ -227,5 +230,14 @@ class AliyunCallbacks:
                 % {"alias": repr(alias)},
                 hint=_("Set OPTIONS['UID'] (ALIBABA_CLOUD_UID), or unset CALLBACK_BASE_URL."),
                 id="moderation.E011",
+            ))
+        if (checksum.SM3_IMPLEMENTATION == "python"
+                and str(options.get("CRYPT_TYPE", "")).upper() == "SM3"):
+            errors.append(Warning(
+                _("Provider(s) %(aliases)s verify callbacks with SM3, which this Python's "
+                  "OpenSSL lacks: the pure-Python fallback takes about 6 s per MiB of "
+                  "callback.") % {"aliases": alias},
+                hint=_("pip install cryptography (it brings SM3), or use CRYPT_TYPE 'SHA256'."),
+                id="moderation.W017",
             ))
         return errors

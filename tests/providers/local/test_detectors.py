@@ -16,7 +16,7 @@ from django.core import checks
 from django.test import override_settings
 from PIL import Image
 
-from moderation.checks import check_detectors
+from moderation.checks import check_settings
 from moderation.providers import get_provider
 from moderation.providers.base import Media, ModerationRequest
 from moderation.providers.local import LocalProvider, engine, pool
@@ -267,6 +267,13 @@ def test_detector_specs_are_checked():
 
 
 # --- system checks -------------------------------------------------------------------------
+
+
+def check_detectors(app_configs=None):
+    """E020/W004 as ``manage.py check`` reports them: from ``LocalProvider.check``, which
+    the app's check_settings calls for every configured alias."""
+    return [m for m in check_settings(app_configs)
+            if m.id in ("moderation.E020", "moderation.W004")]
 
 
 def test_unusable_detectors_are_an_error(model_file):
