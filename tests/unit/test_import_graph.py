@@ -208,3 +208,67 @@ def test_the_subprocess_check_sees_what_an_import_loads():
     out = subprocess.run([sys.executable, "-c", "import moderation.health"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "ImproperlyConfigured" in out.stderr
+
+
+# --- the client's signer and the emulator's verifier stay two implementations --------------
+
+
+def _imports_anywhere(name: str, modules: dict[str, Path]) -> set[str]:
+    """Every app module ``name``'s own source imports, wherever the import is (module level,
+    a function, ``if TYPE_CHECKING:``): stricter than the graph, for the rule below."""
+    path = modules[name]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.update(target for target in
+                         _targets(name, path.name == "__init__.py", node, modules)
+                         if target == "moderation" or target.startswith("moderation."))
+    return found
+
+
+def _reached(start: str, graph: dict[str, set[str]]) -> set[str]:
+    """What importing ``start`` runs of the app (its packages' ``__init__`` first), transitively
+    (module level)."""
+    parts = start.split(".")
+    pending = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    seen = set(pending) - {start}
+    while pending:
+        for nxt in graph.get(pending.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                pending.append(nxt)
+    return seen
+
+
+def _under(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_emulators_verifier_and_the_clients_signer_import_nothing_of_each_other():
+    """moderation.emulator.verify checks signatures with its own code, never the client's
+    (moderation.providers); the signer (moderation/providers/aliyun/signing*) never imports
+    the emulator: a bug shared by both would pass every signed test against the emulator."""
+    modules, graph = module_files(), import_graph()
+    signing = sorted(name for name in modules
+                     if name.startswith("moderation.providers.aliyun.signing"))
+    assert "moderation.providers.aliyun.signing.rpc_v1" in signing  # the pattern matches
+    rules = [("moderation.emulator.verify", "moderation.providers")]
+    rules += [(module, "moderation.emulator") for module in signing]
+    broken = []
+    for module, forbidden in rules:
+        imported = _imports_anywhere(module, modules) | _reached(module, graph)
+        broken += [f"{module} -> {target}" for target in sorted(imported)
+                   if _under(target, forbidden)]
+    assert broken == []
+
+
+def test_the_independence_check_sees_an_import_inside_a_function(tmp_path):
+    """_imports_anywhere reads function-level and TYPE_CHECKING imports too."""
+    source = ("from typing import TYPE_CHECKING\n"
+              "if TYPE_CHECKING:\n    from moderation.providers import base\n"
+              "def f():\n    from moderation.providers.aliyun import signing\n")
+    (tmp_path / "probe.py").write_text(source)
+    modules = {"moderation.emulator.probe": tmp_path / "probe.py",
+               "moderation.providers.base": Path(), "moderation.providers.aliyun.signing": Path()}
+    assert _imports_anywhere("moderation.emulator.probe", modules) == {
+        "moderation.providers.base", "moderation.providers.aliyun.signing"}
