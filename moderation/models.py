@@ -17,6 +17,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import leases
@@ -233,7 +234,13 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Job {self.pk} {self.media_kind} {self.field_name} [{self.status}]"
+        # In the active language (the admin's titles, breadcrumbs and checkbox labels);
+        # nothing parses it. Kind and status by their choices' names.
+        values = {"id": self.pk, "kind": self.get_media_kind_display(),
+                  "field": self.field_name, "status": self.get_status_display()}
+        if self.field_name:
+            return gettext("Job %(id)s %(kind)s %(field)s [%(status)s]") % values
+        return gettext("Job %(id)s %(kind)s [%(status)s]") % values
 
     @property
     def is_finished(self) -> bool:
@@ -329,7 +336,8 @@ class AudioSlice(models.Model):
         ordering = ["job", "start", "id"]
 
     def __str__(self) -> str:
-        return f"slice {self.start:.1f}-{self.end:.1f}s of job {self.job_id}"
+        return gettext("slice %(start).1f-%(end).1fs of job %(job)s") % {
+            "start": self.start, "end": self.end, "job": self.job_id}
 
     @property
     def label_names(self) -> list[str]:
@@ -392,7 +400,8 @@ class ReviewEvent(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.action} on job {self.job_id}"
+        return gettext("%(action)s on job %(job)s") % {"action": self.get_action_display(),
+                                                        "job": self.job_id}
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not kwargs.get("force_insert"):

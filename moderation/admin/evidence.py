@@ -207,6 +207,11 @@ class Segment:
     def chips(self) -> list[SafeString]:
         return [label_chip(code) for code in self.labels]
 
+    @property
+    def names(self) -> list[str]:
+        """The labels' names in the active language (the timeline's tooltips)."""
+        return [display_name(code) for code in self.labels]
+
 
 def group_segments(
     frames: Iterable[Any],

@@ -30,7 +30,10 @@ RISK_COLOURS = {"high": "#ba2121", "medium": "#c77c00", "low": "#447e9b", "none"
 
 
 def risk_badge(level: str):
-    return format_html('<b style="color:{}">{}</b>', RISK_COLOURS.get(level, "#666"), level)
+    """A risk level by its name in the active language (``RiskLevel``'s labels, as
+    ``get_risk_level_display``), coloured by its value; a value that is no level as stored."""
+    name = RiskLevel(level).label if level in RiskLevel.values else level
+    return format_html('<b style="color:{}">{}</b>', RISK_COLOURS.get(level, "#666"), name)
 
 
 def thumbnail_tag(frame_id, size: int = 80, blurred: bool = False):

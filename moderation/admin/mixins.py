@@ -21,6 +21,7 @@ from ..models import Decision, Job, Status
 from ..registry import registry
 from ..visibility import _object_id_expression
 from .bulk import bulk_decide
+from .evidence import label_chips
 from .jobs import risk_badge
 
 if TYPE_CHECKING:  # the mixin is used on a ModelAdmin: type-check it as one
@@ -113,7 +114,7 @@ class CurrentJobsInline(GenericTabularInline):
 
     @admin.display(description=_("labels"))
     def labels_text(self, obj: Job) -> str:
-        return ", ".join(obj.labels) or "-"
+        return label_chips(obj.labels)  # names, codes on hover, as the job list shows them
 
     @admin.display(description=_("job"))
     def console_link(self, obj: Job) -> str:

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy
 
 from .. import alerts
 from .. import overview as data
+from .evidence import display_name
 
 VIEW = "moderation.view_job"
 
@@ -93,7 +94,8 @@ class Chart:
     lines: list[Line] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
     x_ticks: list[Tick] = field(default_factory=list)
-    legend: list[tuple[str, str]] = field(default_factory=list)  # (colour, title)
+    # (colour, title, hover text: a label's code, else "")
+    legend: list[tuple[str, str, str]] = field(default_factory=list)
     texts: list[Text] = field(default_factory=list)
     empty: bool = False
 
@@ -141,7 +143,7 @@ def stacked_bars(title: str, series, rows: list[tuple[date, dict[str, int]]],
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM - TOP
     slot = plot_w / max(len(days), 1)
     bar = max(slot * 0.8, 1)
-    chart = Chart(title=title, y_ticks=y_ticks, legend=[(c, str(t)) for _k, t, c in series],
+    chart = Chart(title=title, y_ticks=y_ticks, legend=[(c, str(t), "") for _k, t, c in series],
                   x_ticks=_x_ticks(days, lambda i: LEFT + slot * (i + 0.5)))
     for i, (day, values) in enumerate(rows):
         y: float = HEIGHT - BOTTOM
@@ -159,9 +161,10 @@ def stacked_bars(title: str, series, rows: list[tuple[date, dict[str, int]]],
 
 
 def lines(title: str, series, rows: list[tuple[date, dict[str, float | None]]],
-          fmt=_number) -> Chart:
+          fmt=_number, key_on_hover: bool = False) -> Chart:
     """One line per series (key, title, colour) over the days; a missing value (None)
-    breaks nothing: the point is left out."""
+    breaks nothing: the point is left out. ``key_on_hover``: the legend shows each series'
+    key on hover (the label chart: names in the legend, codes in their ``title``)."""
     days = [day for day, _v in rows]
     values = [v for _d, row in rows for v in row.values() if v is not None]
     top, y_ticks = _scale(max(values, default=0))
@@ -171,7 +174,8 @@ def lines(title: str, series, rows: list[tuple[date, dict[str, float | None]]],
     def x(i: int) -> float:
         return round(LEFT + (step * i if len(days) > 1 else plot_w / 2), 2)
 
-    chart = Chart(title=title, y_ticks=y_ticks, legend=[(c, str(t)) for _k, t, c in series],
+    chart = Chart(title=title, y_ticks=y_ticks,
+                  legend=[(c, str(t), k if key_on_hover else "") for k, t, c in series],
                   x_ticks=_x_ticks(days, x))
     for key, name, colour in series:
         dots = [(x(i), round(HEIGHT - BOTTOM - plot_h * value / top, 2),
@@ -197,8 +201,10 @@ def hours(seconds: float | None) -> str:
 def charts(figures: dict) -> dict[str, Chart]:
     """The five charts of the page from ``overview.overview()``'s figures."""
     queue = figures["queue_history"]
-    label_series = [(name, name, PALETTE[i % len(PALETTE)])
-                    for i, name in enumerate(figures["labels"].labels)]
+    # each label by its name in the active language, as the job list and the console show
+    # it (the code: on hover in the legend and the figures table)
+    label_series = [(code, display_name(code), PALETTE[i % len(PALETTE)])
+                    for i, code in enumerate(figures["labels"].labels)]
     return {
         "volume": stacked_bars(_("Jobs per day by verdict"), VERDICT_SERIES, figures["volume"]),
         "queue_size": lines(_("Review queue: items waiting at the end of each day"),
@@ -209,7 +215,7 @@ def charts(figures: dict) -> dict[str, Chart]:
                            [(day, {"age": None if age is None else round(age / 3600, 1)})
                             for day, _s, age in queue]),
         "labels": lines(_("Jobs per day carrying each label (the period's most frequent)"),
-                        label_series, figures["labels"].by_day),
+                        label_series, figures["labels"].by_day, key_on_hover=True),
         "errors": stacked_bars(_("Provider errors per day"), ERROR_SERIES,
                                figures["errors"].by_day),
     }
@@ -222,7 +228,7 @@ def moderator_bars(moderators: list[data.ModeratorFigures]) -> Chart:
     most = max((m.total for m in moderators), default=0) or 1
     plot_w = WIDTH - name_w - RIGHT - 40
     chart = Chart(title=_("Decisions per moderator"), height=height, empty=not moderators,
-                  legend=[("#81c784", _("approved")), ("#e57373", _("rejected"))])
+                  legend=[("#81c784", _("approved"), ""), ("#e57373", _("rejected"), "")])
     for i, m in enumerate(moderators):
         y = TOP + row_h * i
         name = m.name or _("(deleted user)")
@@ -288,6 +294,7 @@ class OverviewMixin:
             "verdict_columns": [(key, verdict_titles[key]) for key in data.VERDICTS],
             "volume_rows": [(day, [counts[key] for key in data.VERDICTS])
                             for day, counts in figures["volume"]],
+            "label_columns": [(code, display_name(code)) for code in figures["labels"].labels],
             "label_rows": [(day, [counts[name] for name in figures["labels"].labels])
                            for day, counts in figures["labels"].by_day],
             "error_rows": [(day, [counts[key] for key, _t, _c in ERROR_SERIES])

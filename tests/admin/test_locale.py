@@ -25,6 +25,7 @@ from django.utils import translation
 
 from moderation import labels
 from moderation.labels import DEFAULT_LABELS, SUFFIX_RULES, UNKNOWN_RULE, label_name
+from moderation.models import AudioSlice, Job, ReviewEvent
 from tests.conftest import ROOT
 from tests.pipeline.test_review import make_job, moderator
 
@@ -239,3 +240,110 @@ def test_language_cookie_switches_the_console(client, settings):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     body = client.get(reverse("admin:moderation_job_queue")).content.decode()
     assert "审核队列" in body
+
+
+# --- values shown by name: risk levels, label names, object names (acceptance review) ------
+
+
+def outside_titles(html: str) -> str:
+    """The page without its ``title="..."`` attributes: what a reader sees without hovering."""
+    return re.sub(r'\stitle="[^"]*"', "", html)
+
+
+@pytest.mark.django_db
+def test_overview_names_the_labels_with_the_code_on_hover(client):
+    from tests.admin.test_overview import job as overview_job
+    Job.objects.bulk_create([overview_job(1, labels=["pt_qrCode"]),
+                             overview_job(2, labels=["pt_qrCode", "ad"])])
+    client.force_login(moderator("viewer", "view_job"))
+    body = client.get(reverse("admin:moderation_job_overview"), {"days": 7},
+                      **ZH).content.decode()
+    for code, name in (("pt_qrCode", "二维码"), ("ad", "语音广告引流")):
+        assert re.search(rf'<li title="{code}"><svg [^>]*>.*?</svg> {name}</li>', body), code
+        assert f'<th class="mod-num" title="{code}">{name}</th>' in body  # the figures table
+        assert re.search(rf"<title>[^<]* · {name}: 1</title>", body), code  # the tooltips
+    assert "pt_qrCode" not in outside_titles(body)
+    english = client.get(reverse("admin:moderation_job_overview"), {"days": 7},
+                         HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<th class="mod-num" title="pt_qrCode">a QR code</th>' in english
+
+
+def test_risk_badge_shows_the_risk_levels_name():
+    from moderation.admin.jobs import risk_badge
+    with translation.override("zh-hans"):
+        assert risk_badge("high") == '<b style="color:#ba2121">高</b>'
+        assert risk_badge("none") == '<b style="color:#2e7d32">无</b>'
+        assert risk_badge("odd") == '<b style="color:#666">odd</b>'  # not a level: as stored
+    with translation.override("en"):
+        assert risk_badge("medium") == '<b style="color:#c77c00">medium</b>'
+
+
+@pytest.mark.django_db
+def test_job_list_and_job_page_in_chinese_show_risk_names_and_object_names(client,
+                                                                          django_user_model):
+    job = make_job("high", frames=3, flagged_every=1, slices=1, pending=False)
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    listing = client.get(reverse("admin:moderation_job_changelist"), **ZH).content.decode()
+    assert '<b style="color:#ba2121">高</b>' in listing
+    assert f"任务 {job.pk} 视频 [已完成]" in listing  # the row checkbox's label
+    page = client.get(reverse("admin:moderation_job_change", args=[job.pk]),
+                      **ZH).content.decode()
+    assert '<b style="color:#ba2121">高</b>' in page  # the job's risk
+    assert '<b style="color:#c77c00">中</b>' in page  # its flagged audio slice's
+    assert f"<title>任务 {job.pk} 视频 [已完成] |" in page  # the page title
+    assert f"&rsaquo; 任务 {job.pk} 视频 [已完成]\n</div>" in page  # the breadcrumbs
+    assert f"任务 {job.pk} 的片段 0.0\u20135.0 秒" in page  # the slice inline's row
+    visible = outside_titles(page)
+    for english in (">high<", ">medium<", "[done]", "slice 0.0", f"of job {job.pk}"):
+        assert english not in visible, english
+
+
+@pytest.mark.django_db
+def test_object_names_follow_the_language():
+    job = make_job("medium", slices=1, pending=False, kind="image")
+    piece = AudioSlice.objects.get(job=job)
+    event = ReviewEvent.objects.create(job=job, action=ReviewEvent.Action.REVIEW_REQUIRED)
+    with translation.override("en"):
+        assert str(job) == f"Job {job.pk} image [done]"
+        assert str(piece) == f"slice 0.0-5.0s of job {job.pk}"
+        assert str(event) == f"sent to review on job {job.pk}"
+        job.field_name = "photo"
+        assert str(job) == f"Job {job.pk} image photo [done]"
+    with translation.override("zh-hans"):
+        assert str(job) == f"任务 {job.pk} 图片 photo [已完成]"
+        job.field_name = ""
+        assert str(job) == f"任务 {job.pk} 图片 [已完成]"
+        assert str(piece) == f"任务 {job.pk} 的片段 0.0\u20135.0 秒"
+        assert str(event) == f"任务 {job.pk}\uff1a已送人工审核"
+    job.status = "no_such_status"  # a value the choices lack is shown as stored
+    with translation.override("en"):
+        assert str(job) == f"Job {job.pk} image [no_such_status]"
+
+
+@pytest.mark.django_db
+def test_timeline_tooltips_name_the_labels(client):
+    job = make_job("medium", frames=3, flagged_every=1, labels=("pt_qrCode",))
+    client.force_login(moderator("alice", "view_job", "review_job"))
+    page = client.get(reverse("admin:moderation_job_change", args=[job.pk]),
+                      **ZH).content.decode()
+    assert 'title="0.0\u20132.0 s · 二维码"' in page
+    review = client.get(reverse("admin:moderation_job_review", args=[job.pk]),
+                        **ZH).content.decode()
+    assert 'title="0.0\u20132.0 s · 3 · 二维码"' in review
+    english = client.get(reverse("admin:moderation_job_change", args=[job.pk]),
+                         HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'title="0.0\u20132.0 s · a QR code"' in english
+
+
+@pytest.mark.django_db
+def test_the_host_admins_current_jobs_inline_names_risk_and_labels():
+    from django.contrib import admin
+
+    from moderation.admin.mixins import CurrentJobsInline
+    from tests.testapp.models import Photo
+    job = make_job("medium", labels=("pt_qrCode",))
+    inline = CurrentJobsInline(Photo, admin.site)
+    with translation.override("zh-hans"):
+        assert inline.risk(job) == '<b style="color:#c77c00">中</b>'
+        assert inline.labels_text(job) == (
+            '<span class="mod-label mod-risk-none" title="pt_qrCode">二维码</span>')

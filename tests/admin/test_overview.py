@@ -206,9 +206,14 @@ def test_query_count_stays_flat_as_data_grows(client, django_assert_max_num_quer
     history(10, moderators)
     with CaptureQueriesContext(connection) as small:
         assert client.get(reverse(URL), {"days": 30}).status_code == 200
+    # more moderators too (13: prime to history()'s 6 kinds of job, so that every one of
+    # them decides something), so decisions per moderator are proven flat as well
+    moderators += [moderator(f"m{i}", "review_job") for i in range(3, 13)]
     history(190, moderators)
     assert Job.objects.count() == 200 and FrameLabel.objects.count() == 200
     with django_assert_max_num_queries(len(small.captured_queries)):
         body = client.get(reverse(URL), {"days": 30}).content.decode()
     assert 'id="mod-jobs-total">200<' in body
+    for i in range(13):
+        assert re.search(rf"<title>m{i} · approved: \d+</title>", body), f"m{i}"
     assert len(small.captured_queries) <= 20
