@@ -32,7 +32,11 @@ MODERATION = {**MODERATION, "EVIDENCE_ROOT": os.path.join(TEST_ROOT, "evidence")
 if os.environ.get("MODERATION_TEST_SETTINGS"):
     MODERATION = {**MODERATION, **json.loads(os.environ["MODERATION_TEST_SETTINGS"])}
 # Our own queue name, so a test run never takes a demo's tasks or leaves its own behind.
-Q_CLUSTER = {**Q_CLUSTER, "name": "moderation-tests"}  # noqa: F405
+# One queue per xdist worker: on the Redis broker the queue is shared by name, so two
+# workers' tests would take or purge each other's tasks (the ORM broker's queue lives in
+# each worker's own test database).
+Q_CLUSTER = {**Q_CLUSTER,  # noqa: F405
+             "name": "moderation-tests" + os.environ.get("PYTEST_XDIST_WORKER", "")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

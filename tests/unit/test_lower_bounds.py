@@ -13,9 +13,10 @@ from packaging.version import Version
 
 from tests.conftest import ROOT
 
-#: The requirements the lower-bound run installs and pins (`.ci/matrix`: `.[local,api,dev]`;
+#: The requirements the lower-bound run installs and pins (`.ci/matrix`:
+#: `.[local,api,dev,redis,postgres,aliyun-credentials]`, on PostgreSQL and the Redis broker;
 #: the dev tools are not part of what a site installs, so they are not pinned).
-PINNED_GROUPS = ("dependencies", "local", "api")
+PINNED_GROUPS = ("dependencies", "local", "api", "redis", "postgres", "aliyun-credentials")
 
 
 def project() -> dict:
