@@ -10,14 +10,15 @@ from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Case, F, Subquery, When
+from django.db.models import Case, F, Subquery, Value, When
+from django.db.models.functions import Concat
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .. import pipeline
-from ..models import Decision, Job, Status
+from ..models import Decision, Job, ReviewState, Status
 from ..registry import registry
 from ..visibility import _object_id_expression
 from .bulk import bulk_decide
@@ -37,14 +38,27 @@ STATE_PREFIX = "_moderation_state_"
 
 
 def _job_state() -> Case:
-    """The text the status column shows for a job, computed in SQL: its status while
-    unfinished, then its decision, else its review state (as the column always did)."""
+    """What the status column shows for a job, computed in SQL: its status while
+    unfinished, then its decision, else its review state, each tagged with the field it
+    came from (``status:pending`` and ``review:pending`` read differently)."""
     return Case(
-        When(~models.Q(status=Status.DONE), then=F("status")),
-        When(~models.Q(decision=""), then=F("decision")),
-        default=F("review_state"),
+        When(~models.Q(status=Status.DONE), then=Concat(Value("status:"), F("status"))),
+        When(~models.Q(decision=""), then=Concat(Value("decision:"), F("decision"))),
+        default=Concat(Value("review:"), F("review_state")),
         output_field=models.CharField(),
     )
+
+
+def _state_label(state: str) -> str:
+    """The translated words for a tagged state of :func:`_job_state` ("" for none)."""
+    kind, _sep, code = state.partition(":")
+    if kind == "review":
+        return {"pending": str(_("waiting for review")),
+                "resolved": str(ReviewState.RESOLVED.label)}.get(code, "")
+    choices = {"status": Status, "decision": Decision}.get(kind)
+    if choices is None or code not in choices.values:
+        return code
+    return str(choices(code).label)
 
 
 def annotate_job_states(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
@@ -158,11 +172,14 @@ class ModeratedAdminMixin(_AdminBase):
         if names and all(hasattr(obj, STATE_PREFIX + n) for n in names):
             pairs = [(n, getattr(obj, STATE_PREFIX + n)) for n in names]
         else:  # an object that did not come through get_queryset
-            pairs = [(job.field_name, job.decision or job.review_state
-                      if job.status == Status.DONE else job.status)
+            pairs = [(job.field_name, f"status:{job.status}" if job.status != Status.DONE
+                      else f"decision:{job.decision}" if job.decision
+                      else f"review:{job.review_state}")
                      for job in Job.objects.for_object(obj).filter(is_current=True)]
-        return format_html_join(", ", "{}: {}",
-                                ((n, state) for n, state in pairs if state)) or "-"
+        shown = [(n, state.partition(":")[2], _state_label(state))
+                 for n, state in pairs if state]
+        return format_html_join(", ", '{}: <span title="{}">{}</span>',
+                                ((n, code, label) for n, code, label in shown if label)) or "-"
 
     # --- actions ------------------------------------------------------------------------
 

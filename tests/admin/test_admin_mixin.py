@@ -10,8 +10,10 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 
 from moderation import pipeline
+from moderation.admin.mixins import ModeratedAdminMixin
 from moderation.models import Job, ReviewEvent
 from moderation.providers import MediaError
 from tests.providers import result
@@ -55,11 +57,12 @@ def test_status_column_costs_the_same_for_1_or_20_objects(client, admin_user, ph
     client.get(reverse(CHANGELIST))  # warm caches (content types, session)
     with CaptureQueriesContext(connection) as one:
         page = client.get(reverse(CHANGELIST))
-    assert "image: pending" in page.content.decode()  # medium risk: awaiting review
+    waiting = 'image: <span title="pending">waiting for review</span>'  # medium risk
+    assert waiting in page.content.decode()
     photos(19)
     with django_assert_num_queries(len(one.captured_queries)):
         page = client.get(reverse(CHANGELIST))
-    assert page.content.decode().count("image: pending") == 20
+    assert page.content.decode().count(waiting) == 20
 
 
 def test_status_column_shows_decision_and_unfinished_status(client, admin_user, photos,
@@ -69,8 +72,23 @@ def test_status_column_shows_decision_and_unfinished_status(client, admin_user, 
     client.force_login(admin_user)
     body = client.get(reverse(CHANGELIST)).content.decode()
     job = Job.objects.get(object_id=str(photo.pk))
-    assert f"image: {job.decision or job.review_state}" in body
-    assert "image: pending" in body  # the unprocessed one's status
+    assert job.decision == "auto_pass"
+    assert 'image: <span title="auto_pass">passed automatically</span>' in body
+    # the unprocessed one's status, not to be read as "waiting for review"
+    assert 'image: <span title="pending">pending</span>' in body
+    assert "waiting for review" not in body
+
+
+def test_status_column_in_chinese_and_without_the_annotation(client, admin_user, photos):
+    """The column follows the user's language; an object that did not come through the
+    admin's queryset (no annotation) is described the same way."""
+    [photo] = photos(1)
+    client.force_login(admin_user)
+    body = client.get(reverse(CHANGELIST), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'image: <span title="pending">等待人工审核</span>' in body
+    with translation.override("en"):
+        assert ModeratedAdminMixin.moderation_status(None, photo) == (  # type: ignore[arg-type]
+            'image: <span title="pending">waiting for review</span>')
 
 
 def test_inline_lists_current_jobs_with_console_links(client, admin_user, photos, scripted,
