@@ -31,7 +31,9 @@ class ScriptedProvider(Provider):
     The lists live on the class, so a test reaches them without finding the instance the
     pipeline built; :func:`scripted_provider` empties them."""
 
-    capabilities = frozenset({"image", "video", "audio", "sync"})
+    # Not ``sync``: a script may answer an image "processing", to be polled (the worker
+    # fails a job whose ``sync`` provider does that).
+    capabilities = frozenset({"image", "video", "audio"})
     default_scenes = ("porn",)
     script: list[Result | Exception] = []
     #: (method, media name or task id, first 16 bytes or None, request)

@@ -30,7 +30,7 @@ from ..providers import (
     UnknownProvider,
     get_provider,
 )
-from ..providers.base import CALLBACK
+from ..providers.base import CALLBACK, IMAGE, SYNC
 from ..retrying import backoff_seconds, next_try
 from .ingest import ingest, result_version
 from .jobs import _cancel, log
@@ -217,6 +217,7 @@ def submit(job: Job, lease: Lease | None = None) -> str:
     result = provider.submit(media, request)
     if lease is not None:
         lease.check()  # taken over while the provider worked: the new holder finishes
+    check_sync(provider, media, result)
     send_on_commit(signals.job_submitted, job)
     if result.finished:
         ingest(job, result)
@@ -226,6 +227,19 @@ def submit(job: Job, lease: Lease | None = None) -> str:
 
 
 SLOTTED_KINDS = (MediaKind.VIDEO, MediaKind.LIVE)
+
+
+def check_sync(provider, media: Media, result: Result) -> None:
+    """A provider declaring ``sync`` answers an image with a finished result: an unfinished
+    one breaks its contract (a provider bug, like a kind it does not declare). The job fails
+    at once with ``sync_violation`` (NotSupported, not retried: the same code would answer
+    the same way) instead of being polled; a task it may have started is left to it."""
+    if media.kind == IMAGE and provider.supports(SYNC) and not result.finished:
+        task = f" (task {result.task_id!r})" if result.task_id else ""
+        raise NotSupported(
+            f"provider {provider.alias!r} declares `sync` but answered an image with status "
+            f"{result.status!r}{task}: a sync provider's submit returns a finished result",
+            code="sync_violation")
 
 
 def mark_started(job: Job) -> None:
@@ -425,6 +439,6 @@ def _finish_unsuccessfully(job: Job, status: str, action: str, error: Moderation
 
 __all__ = [
     "TERMINAL_ERRORS", "Lease", "LeaseLost", "backoff_seconds", "build_request",
-    "cancel_at_provider", "claim_task_slot", "copy_evidence_and_ingest", "handle_error",
-    "media_of", "poll", "process", "reusable_result", "submit", "worker_lost",
+    "cancel_at_provider", "check_sync", "claim_task_slot", "copy_evidence_and_ingest",
+    "handle_error", "media_of", "poll", "process", "reusable_result", "submit", "worker_lost",
 ]

@@ -4,9 +4,14 @@ A provider receives a :class:`Media` and a :class:`ModerationRequest`, and answe
 normalized :class:`~moderation.providers.result.Result`. Providers never touch models:
 everything they need arrives in the request, everything they know leaves in the result.
 
-Synchronous providers (``sync`` capability) return a finished result from
-:meth:`Provider.submit`; asynchronous ones return ``status="in_progress"`` with a
-``task_id`` and are asked again through :meth:`Provider.fetch`.
+Synchronous providers (``sync`` capability) return a finished result (``done`` or
+``failed``) from :meth:`Provider.submit` for every image; asynchronous ones return
+``status="in_progress"`` with a ``task_id`` and are asked again through
+:meth:`Provider.fetch`. Capabilities are enforced by the worker: an undeclared media kind
+fails its job ``not_supported`` before ``submit`` (:meth:`Provider.check_media`), and an
+image a ``sync`` provider answers unfinished fails its job ``sync_violation`` (not retried,
+not polled; ``moderation.pipeline.worker.check_sync``). A provider that some option or job
+can make answer images later does not declare ``sync``.
 
 Providers that take pushed results (``callback`` capability) implement three hooks the
 callback view calls in order - :meth:`Provider.read_callback` (the body, already size-capped,

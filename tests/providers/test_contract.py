@@ -347,8 +347,8 @@ def test_feedback_is_taken_when_declared_and_refused_otherwise(subject, decision
 
 def test_green_async_images_are_fetched_to_the_end(media_root, media_url, emulator,
                                                    no_queries):
-    """1.0 declares ``sync`` but can be asked for its asynchronous image scan: then its
-    ``fetch`` finishes what ``submit`` started, like every async provider's."""
+    """1.0 can be asked for its asynchronous image scan (so it does not declare ``sync``):
+    then its ``fetch`` finishes what ``submit`` started, like every async provider's."""
     subject = Subject("green", GreenProvider("green", alibaba_options(emulator)), media_root,
                       f"{media_url}/{{}}".format)
     submitted, result = moderate(subject, subject.media(RISKY, "image"),

@@ -34,7 +34,6 @@ from ..base import (
     FRAMES,
     IMAGE,
     LIVE,
-    SYNC,
     VIDEO,
     Feedback,
     Media,
@@ -114,7 +113,9 @@ def frame_urls(request: ModerationRequest) -> list[tuple[float, str]]:
 class GreenProvider(AliyunProvider):
     """Content Moderation 1.0 over ``requests`` (no Alibaba SDK needed)."""
 
-    capabilities = frozenset({IMAGE, VIDEO, FRAMES, LIVE, FEEDBACK, CALLBACK, SYNC})
+    # Not ``sync``: images are answered at once unless ASYNC_IMAGES or a job's ``async``
+    # option asks for the async scan, and a sync provider must always answer them at once.
+    capabilities = frozenset({IMAGE, VIDEO, FRAMES, LIVE, FEEDBACK, CALLBACK})
     product = "green"  # 1.0 quotas are the account's, apart from 2.0's (§2.2 QPS)
     default_scenes = DEFAULT_SCENES
     default_timeout = DEFAULT_TIMEOUT
