@@ -63,7 +63,7 @@ from django.utils.translation import gettext as _
 
 from . import taskqueue
 from .alerts import settings_problems as alert_settings_problems
-from .conf import DEFAULTS, moderation_settings
+from .conf import BUILTIN_PROVIDERS, DEFAULTS, moderation_settings
 from .health import auth_failures
 from .labels import validate_overrides
 from .media_url import public_url_for
@@ -106,7 +106,14 @@ def check_settings(app_configs=None, **kwargs):
                        "MODERATION['PROVIDERS'].") % {"providers": ", ".join(sorted(providers))},
                 id="moderation.E001",
             ))
+    in_use = _provider_aliases_in_use()
+    named = user.get("PROVIDERS")
+    named = named if isinstance(named, dict) else {}
     for alias, conf in providers.items():
+        if alias in BUILTIN_PROVIDERS and alias not in named and alias not in in_use:
+            # The built-in engine that no setting or registration uses: a site on a remote
+            # provider needs no `local` extra (E009 would ask for it).
+            continue
         backend = conf.get("BACKEND", "")
         try:
             provider_class = import_string(backend)

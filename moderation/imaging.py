@@ -13,14 +13,25 @@ from typing import Any
 
 from .conf import moderation_settings
 from .providers.base import Provider
+from .providers.errors import NotSupported
+
+
+def _local_extra_missing(exc: ImportError) -> NotSupported:
+    return NotSupported(
+        f"hashing images (hash libraries, feedback) needs the local extra: {exc}; "
+        "pip install 'django-media-moderation[local]'", code="local_extra_missing")
 
 
 def image_pdq(data: bytes) -> tuple[str, int, Any]:
     """PDQ hex and quality of an image file, hashed as the local engine hashes it (at its
     working size, EXIF orientation applied), and the decoded BGR array. MediaError when
-    the bytes are no usable image."""
-    from .providers.local.decode import decode_image  # noqa: PLC0415 - heavy, local extra (numpy)
-    from .providers.local.engine import pdq_hash  # noqa: PLC0415 - heavy, local extra (pdqhash)
+    the bytes are no usable image; NotSupported (``local_extra_missing``) on a site
+    without the ``local`` extra."""
+    try:
+        from .providers.local.decode import decode_image  # noqa: PLC0415 - heavy, local extra (numpy)
+        from .providers.local.engine import pdq_hash  # noqa: PLC0415 - heavy, local extra (pdqhash)
+    except ImportError as exc:
+        raise _local_extra_missing(exc) from exc
 
     bgr = decode_image(data, max_bytes=int(moderation_settings.MAX_IMAGE_BYTES),
                        max_pixels=int(moderation_settings.MAX_IMAGE_PIXELS),
