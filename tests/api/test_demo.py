@@ -228,3 +228,57 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.mark.slow  # about 10-30 s: the demo starts, moderates its samples, serves
+@pytest.mark.parametrize("how", ["SIGTERM to the script", "Ctrl-C to the terminal's group"])
+def test_demo_stops_its_worker_and_server(tmp_path, how):
+    """``.ci/demo`` stopped by a SIGTERM to the script alone (a process manager, ``kill``)
+    or by Ctrl-C (SIGINT to the whole group) ends at once and leaves no qcluster or
+    runserver behind (bash ran its trap only after a foreground runserver returned, so a
+    SIGTERM left the script, the worker and the server running)."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.conftest import ROOT
+
+    port = _free_port()
+    env = _demo_env(tmp_path, PORT=str(port))
+    demo = subprocess.Popen(
+        ["bash", ".ci/demo"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+        # as a terminal starts it (a background test runner may have SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert demo.poll() is None, f"the demo ended with {demo.returncode} before serving"
+            try:
+                if opener.open(f"http://127.0.0.1:{port}/", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the demo did not answer within 300 s"
+            time.sleep(0.5)
+        if how.startswith("SIGTERM"):
+            demo.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=30) in (130, 143)
+        for _ in range(50):  # children reaped by now or within a few seconds
+            try:
+                os.killpg(demo.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("a qcluster or runserver of the demo outlived it")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait(timeout=10)
