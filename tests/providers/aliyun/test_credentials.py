@@ -142,11 +142,30 @@ class Sts(StandIn):
             "SecurityToken": f"oidc-token-{self.served}", "Expiration": iso(self.expiration)}})
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def running(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a loopback port from a thread, for the block; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextmanager
 def serve(stand_in: Metadata | Sts) -> Iterator[Metadata | Sts]:
     """Serve ``stand_in`` on a loopback port from a thread."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -168,19 +187,9 @@ def serve(stand_in: Metadata | Sts) -> Iterator[Metadata | Sts]:
 
         do_GET = do_PUT = do_POST = _handle
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with running(Handler) as url:
+        stand_in.url = url
         yield stand_in
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -681,7 +690,7 @@ def serve_raw(answer) -> Iterator[str]:
     """A loopback server answering every request with ``answer(method, path)``:
     (status, headers, body bytes)."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
@@ -697,18 +706,8 @@ def serve_raw(answer) -> Iterator[str]:
 
         do_GET = do_PUT = do_POST = _handle
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("value, expected", [
