@@ -97,7 +97,8 @@ def check_settings(app_configs=None, **kwargs):
         ))
 
     providers = moderation_settings.providers
-    for alias, where in _provider_aliases_in_use().items():
+    in_use = _provider_aliases_in_use()
+    for alias, where in in_use.items():
         if alias not in providers:
             errors.append(Error(
                 _("%(where)s names provider %(alias)s, which is not configured.")
@@ -106,7 +107,6 @@ def check_settings(app_configs=None, **kwargs):
                        "MODERATION['PROVIDERS'].") % {"providers": ", ".join(sorted(providers))},
                 id="moderation.E001",
             ))
-    in_use = _provider_aliases_in_use()
     named = user.get("PROVIDERS")
     named = named if isinstance(named, dict) else {}
     for alias, conf in providers.items():

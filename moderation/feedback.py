@@ -34,7 +34,6 @@ from django.utils import timezone
 from . import leases, libraries, taskqueue
 from .claims import ClaimedByOther, held_by_other
 from .conf import moderation_settings
-from .imaging import matches_libraries_itself
 from .media import is_url, stored_name
 from .media_url import public_url_for
 from .models import Decision, FeedbackRequest, Frame, FrameLabel, HashEntry, Job, ReviewEvent
@@ -186,7 +185,7 @@ def send(feedback_id: int) -> str:
 def _library_answers(provider) -> bool:
     """Whether local hash entries change this provider's answers: the local engine
     consults them itself; other providers through the pre-check."""
-    return matches_libraries_itself(provider) or bool(moderation_settings.LIBRARY_PRECHECK)
+    return provider.consults_libraries or bool(moderation_settings.LIBRARY_PRECHECK)
 
 
 def _retry_later(feedback: FeedbackRequest, error: ModerationError) -> str:

@@ -12,14 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conf import moderation_settings
-from .providers.base import Provider
 from .providers.errors import NotSupported
-
-
-def _local_extra_missing(exc: ImportError) -> NotSupported:
-    return NotSupported(
-        f"hashing images (hash libraries, feedback) needs the local extra: {exc}; "
-        "pip install 'django-media-moderation[local]'", code="local_extra_missing")
 
 
 def image_pdq(data: bytes) -> tuple[str, int, Any]:
@@ -31,7 +24,9 @@ def image_pdq(data: bytes) -> tuple[str, int, Any]:
         from .providers.local.decode import decode_image  # noqa: PLC0415 - heavy, local extra (numpy)
         from .providers.local.engine import pdq_hash  # noqa: PLC0415 - heavy, local extra (pdqhash)
     except ImportError as exc:
-        raise _local_extra_missing(exc) from exc
+        raise NotSupported(
+            f"hashing images (hash libraries, feedback) needs the local extra: {exc}; "
+            "pip install 'django-media-moderation[local]'", code="local_extra_missing") from exc
 
     bgr = decode_image(data, max_bytes=int(moderation_settings.MAX_IMAGE_BYTES),
                        max_pixels=int(moderation_settings.MAX_IMAGE_PIXELS),
@@ -58,10 +53,4 @@ def thumbnail(bgr: Any) -> bytes:
     return make_thumbnail(bgr, int(moderation_settings.THUMBNAIL_SIZE))
 
 
-def matches_libraries_itself(provider: Provider) -> bool:
-    """Whether ``provider`` consults the hash libraries itself (its ``consults_libraries``
-    flag; the local engine's is set), so that the pipeline's pre-check is not needed for it."""
-    return bool(provider.consults_libraries)
-
-
-__all__ = ["image_pdq", "is_animated", "matches_libraries_itself", "thumbnail"]
+__all__ = ["image_pdq", "is_animated", "thumbnail"]

@@ -26,7 +26,7 @@ from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 
 from .conf import moderation_settings
-from .imaging import image_pdq, is_animated, matches_libraries_itself, thumbnail
+from .imaging import image_pdq, is_animated, thumbnail
 from .labels import make_label
 from .media import adhoc_media, is_url, media_for, stored_name
 from .models import HashEntry
@@ -183,10 +183,10 @@ def _original_bytes(job) -> bytes | None:
 
 def precheck(media: Media, provider: Provider) -> Result | None:
     """An image's answer from the hash libraries, without calling ``provider``: None when
-    the pre-check is off, does not apply (not an image, no bytes, the local provider,
-    which consults the libraries itself), or nothing matches."""
+    the pre-check is off, does not apply (not an image, no bytes, a provider that
+    consults the libraries itself, as the local engine does), or nothing matches."""
     if not moderation_settings.LIBRARY_PRECHECK or media.kind != "image" \
-            or not media.has_bytes or matches_libraries_itself(provider):
+            or not media.has_bytes or provider.consults_libraries:
         return None
     library = hash_library()
     if library is None:
