@@ -268,20 +268,37 @@ def test_demo_stops_its_worker_and_server(tmp_path, how):
                 pass
             assert time.monotonic() < deadline, "the demo did not answer within 300 s"
             time.sleep(0.5)
+        # the script, its worker (with its processes) and its server are found
+        assert len(demo_processes(tmp_path)) >= 3
         if how.startswith("SIGTERM"):
             demo.send_signal(signal.SIGTERM)
         else:
             os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(timeout=30) in (130, 143)
         for _ in range(50):  # children reaped by now or within a few seconds
-            try:
-                os.killpg(demo.pid, 0)
-            except ProcessLookupError:
+            if not demo_processes(tmp_path):
                 break
             time.sleep(0.2)
         else:
-            pytest.fail("a qcluster or runserver of the demo outlived it")
+            pytest.fail(f"the demo's processes outlived it: {demo_processes(tmp_path)}")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(demo.pid, signal.SIGKILL)
+        for pid in [demo.pid, *demo_processes(tmp_path)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         demo.wait(timeout=10)
+
+
+def demo_processes(var_dir) -> list[int]:
+    """The processes started with ``DEMO_VAR_DIR=var_dir`` (the worker runs in a session of
+    its own, so the script's process group does not hold it)."""
+    from pathlib import Path
+
+    marker = f"DEMO_VAR_DIR={var_dir}\0".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
